@@ -1,0 +1,96 @@
+"""Turning decoder output and entropy maps into pictures (numpy + Pillow, no ComfyUI)."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# A perceptually ordered dark-to-bright ramp (approximately "inferno"), for entropy heatmaps.
+_RAMP = np.array([
+    [0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21], [250, 193, 39],
+    [252, 255, 164],
+], dtype=np.float32)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Decoder output (B, 3, H, W) in [-1, 1] → uint8 (B, H, W, 3): clamp, then map to 0..255."""
+    x = images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def to_unit_float(images: torch.Tensor) -> torch.Tensor:
+    """Decoder output (B, 3, H, W) in [-1, 1] → (B, H, W, 3) float32 in [0, 1] (ComfyUI IMAGE)."""
+    return images.detach().float().clamp(-1, 1).add(1).div(2).permute(0, 2, 3, 1).contiguous().cpu()
+
+
+def colorize(values: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """Map an array of scalars to RGB uint8 (..., 3) along the heatmap ramp."""
+    v = np.asarray(values, dtype=np.float32)
+    lo = float(np.min(v)) if vmin is None else vmin
+    hi = float(np.max(v)) if vmax is None else vmax
+    t = np.clip((v - lo) / max(hi - lo, 1e-8), 0, 1) * (len(_RAMP) - 1)
+    i = np.minimum(t.astype(np.int64), len(_RAMP) - 2)
+    frac = (t - i)[..., None]
+    return (_RAMP[i] * (1 - frac) + _RAMP[i + 1] * frac).round().astype(np.uint8)
+
+
+def entropy_heatmaps(entropy: torch.Tensor, image_size: tuple[int, int], vmax: float | None = None) -> np.ndarray:
+    """Per-token entropy (B, N) on a square grid → RGB heatmaps (B, H, W, 3) uint8 at image size.
+
+    All samples share one colour scale (0 to ``vmax``, default the batch maximum),
+    so maps side by side are comparable.
+    """
+    ent = entropy.detach().float().cpu().numpy()
+    b, n = ent.shape
+    side = math.isqrt(n)
+    grid = ent.reshape(b, side, side)
+    rgb = colorize(grid, 0.0, vmax if vmax is not None else float(grid.max()))
+    h, w = image_size
+    rep_h, rep_w = -(-h // side), -(-w // side)
+    big = rgb.repeat(rep_h, axis=1).repeat(rep_w, axis=2)
+    return big[:, :h, :w]
+
+
+def make_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> np.ndarray:
+    """Tile (B, H, W, 3) uint8 images row by row (in order) into one image."""
+    b, h, w, _ = images.shape
+    cols = columns or min(b, 8)
+    rows = -(-b // cols)
+    canvas = np.full((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad, 3), 255, dtype=np.uint8)
+    for i in range(b):
+        r, c = divmod(i, cols)
+        canvas[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = images[i]
+    return canvas
+
+
+def save_png(image: np.ndarray, path: str | os.PathLike) -> None:
+    """Save an RGB uint8 array as PNG via a temporary file (no half-written file on failure)."""
+    from PIL import Image
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=str(path.parent))
+    os.close(fd)
+    try:
+        Image.fromarray(image).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_npy(array: np.ndarray, path: str | os.PathLike) -> None:
+    """Save a numpy array via a temporary file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=str(path.parent))
+    os.close(fd)
+    try:
+        np.save(tmp, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,1 @@
+"""Model families (pure torch, no ComfyUI imports)."""

@@ -1,0 +1,74 @@
+"""Entropy-informed temperature (Ma et al., NeurIPS 2025, arXiv 2510.09012, Eq. 1-2).
+
+Per token: H = −Σ p log p (nats) of the next-token distribution, and
+T = T0 · exp(−H / α) + θ, optionally clamped and multiplied by a base
+temperature. Flat, predictable regions (low H) get a higher temperature, busy
+regions (high H) a lower one. It costs one softmax per token, no forward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from ..errors import SamplingError
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats of softmax(logits) over the last dim; -inf logits count as p = 0."""
+    probs = logits.float().softmax(-1)
+    return torch.special.entr(probs).sum(-1)
+
+
+@dataclass(frozen=True)
+class EntropyTemperature:
+    """Parameters of the entropy → temperature map.
+
+    ``source``: "filtered" measures H after top-k/top-p (the released LlamaGen
+    code), "raw" before them. ``base`` multiplies the map (the released COCO
+    script used 1.4; the paper's Eq. 2 is base 1).
+    """
+
+    t0: float = 2.5
+    alpha: float = 3.0
+    theta: float = 0.6
+    clamp_min: float | None = None
+    clamp_max: float | None = None
+    source: str = "filtered"
+
+    def __post_init__(self):
+        if self.alpha <= 0:
+            raise SamplingError(f"alpha must be > 0; got {self.alpha}.")
+        if self.t0 < 0 or self.theta < 0:
+            raise SamplingError(f"T0 and theta must be ≥ 0; got T0={self.t0}, theta={self.theta}.")
+        if self.source not in ("filtered", "raw"):
+            raise SamplingError(f"entropy source must be 'filtered' or 'raw'; got '{self.source}'.")
+        if self.clamp_min is not None and self.clamp_max is not None and self.clamp_min > self.clamp_max:
+            raise SamplingError(f"clamp min {self.clamp_min} is above clamp max {self.clamp_max}.")
+
+    def temperature(self, h: torch.Tensor) -> torch.Tensor:
+        """T(H) = T0·exp(−H/α) + θ, clamped if set (same shape as h)."""
+        t = self.t0 * torch.exp(-h / self.alpha) + self.theta
+        if self.clamp_min is not None or self.clamp_max is not None:
+            t = t.clamp(self.clamp_min, self.clamp_max)
+        return t
+
+
+# (T0, alpha, theta, clamp) per model family, from the paper's Table 5 and the released code.
+PRESETS: dict[str, EntropyTemperature] = {
+    "llamagen": EntropyTemperature(2.5, 3.0, 0.6),
+    "lumina-mgpt": EntropyTemperature(2.0, 2.5, 0.6),
+    "lumina-mgpt-code": EntropyTemperature(1.5, 2.5, 0.7, clamp_min=0.7, clamp_max=2.0, source="raw"),
+    "meissonic": EntropyTemperature(2.5, 3.0, 0.7),
+    "star": EntropyTemperature(2.5, 3.0, 0.5),
+}
+
+
+def preset(name: str, **overrides) -> EntropyTemperature:
+    """A named preset with optional field overrides (None values are ignored)."""
+    key = name.lower().replace("_", "-")
+    if key not in PRESETS:
+        raise SamplingError(f"Unknown entropy preset '{name}'. Known: {', '.join(PRESETS)}.")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return replace(PRESETS[key], **changes)

@@ -1,0 +1,63 @@
+"""Logits processing shared by every sampler: CFG, top-k, top-p, temperature.
+
+All functions return new tensors; the caller's logits are never modified.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import SamplingError
+
+
+def apply_cfg(logits: torch.Tensor, scale: float, enabled: bool = True) -> torch.Tensor:
+    """Combine a [cond; uncond] batch (2B, ..., V) into (B, ..., V).
+
+    ``uncond + scale · (cond − uncond)``; when ``enabled`` is False (outside a
+    ``cfg_interval``) the conditional half is returned as is.
+    """
+    cond, uncond = logits.chunk(2, dim=0)
+    if not enabled:
+        return cond
+    return uncond + (cond - uncond) * scale
+
+
+def filter_top_k_top_p(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Set logits outside the top-k and outside the nucleus to -inf (0 / 1.0 = off).
+
+    Top-k keeps every token tied with the k-th; top-p keeps the smallest prefix of
+    the sorted distribution whose mass reaches ``top_p``, always including the
+    first token that crosses it (LlamaGen's rule).
+    """
+    out = logits
+    if top_k and top_k > 0:
+        kth = torch.topk(out, int(top_k), dim=-1).values[..., -1:]
+        out = out.masked_fill(out < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(out, dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        # Drop a token once the mass strictly before it exceeds top_p ("> top_p" shifted right by one).
+        remove_sorted = torch.zeros_like(cumulative, dtype=torch.bool)
+        remove_sorted[..., 1:] = cumulative[..., :-1] > top_p
+        remove = remove_sorted.scatter(-1, order, remove_sorted)
+        out = out.masked_fill(remove, float("-inf"))
+    return out
+
+
+def check_sampling_settings(vocab_size: int, cfg_scale: float, top_k: int, top_p: float,
+                            temperature) -> None:
+    """Raise SamplingError for settings that cannot be right."""
+    if cfg_scale < 0:
+        raise SamplingError(f"cfg must be ≥ 0 (1 = no guidance); got {cfg_scale}.")
+    if top_k < 0:
+        raise SamplingError(f"top-k must be ≥ 0 (0 = off); got {top_k}.")
+    if top_k > vocab_size:
+        raise SamplingError(f"top-k {top_k} is larger than the vocabulary ({vocab_size} tokens); "
+                            f"use at most {vocab_size}, or 0 for no top-k.")
+    if not 0.0 < top_p <= 1.0:
+        raise SamplingError(f"top-p must be in (0, 1] (1 = off); got {top_p}.")
+    temps = temperature if isinstance(temperature, (list, tuple)) else [temperature]
+    if isinstance(temperature, torch.Tensor):
+        temps = temperature.flatten().tolist()
+    if any(t < 0 for t in temps):
+        raise SamplingError(f"temperature must be ≥ 0 (0 = greedy); got {temperature}.")

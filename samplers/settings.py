@@ -1,0 +1,51 @@
+"""What a sampler is asked to do, validated once before the loop starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from .entropy import EntropyTemperature
+from .logits import check_sampling_settings
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """Next-token sampling settings shared by every sampler.
+
+    ``cfg_scale`` > 1 turns on classifier-free guidance (1 = off, as in LlamaGen);
+    ``cfg_interval`` ≥ 0 switches it off after that many decode steps (-1 = always).
+    ``temperature`` is one value or one per sample; 0 means greedy. With
+    ``entropy`` set, the entropy map multiplies the temperature (the released
+    code's "base temperature"); without it, sampling is plain LlamaGen sampling.
+    """
+
+    cfg_scale: float = 1.0
+    cfg_interval: int = -1
+    top_k: int = 0
+    top_p: float = 1.0
+    temperature: float | Sequence[float] = 1.0
+    entropy: EntropyTemperature | None = None
+
+    @property
+    def guided(self) -> bool:
+        return self.cfg_scale > 1.0
+
+    def cfg_active(self, step: int) -> bool:
+        """Whether guidance applies to image token ``step`` (0 = the prefill token)."""
+        return self.guided and (self.cfg_interval < 0 or step - 1 <= self.cfg_interval)
+
+    def validate(self, vocab_size: int, batch_size: int) -> None:
+        check_sampling_settings(vocab_size, self.cfg_scale, self.top_k, self.top_p, self.temperature)
+        if isinstance(self.temperature, (list, tuple)) and len(self.temperature) not in (1, batch_size):
+            from ..errors import SamplingError
+
+            raise SamplingError(f"Got {len(self.temperature)} temperatures for a batch of {batch_size}; "
+                                f"give one value or one per sample.")
+
+    def temperature_column(self, batch_size: int, device) -> torch.Tensor:
+        """Temperatures as a (B, 1) float32 column."""
+        t = torch.as_tensor(self.temperature, dtype=torch.float32, device=device).reshape(-1, 1)
+        return t.expand(batch_size, 1) if t.shape[0] == 1 else t

@@ -1,0 +1,39 @@
+"""Tiny random LlamaGen models in the official layout, for tests."""
+
+from __future__ import annotations
+
+import torch
+
+from arsample.models.llamagen import GPTConfig, VQConfig
+
+
+def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every parameter random values of a scale that makes logits informative."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen) if name.endswith("weight") else
+                        0.1 * torch.randn(p.shape, generator=gen))
+            else:
+                fan_in = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=gen) / fan_in ** 0.5)
+        for name, b in model.named_buffers():
+            if name.endswith("uncond_embedding"):
+                b.copy_(torch.randn(b.shape, generator=gen))
+    return model.eval().requires_grad_(False)
+
+
+def tiny_gpt_config(**overrides) -> GPTConfig:
+    base = dict(dim=64, n_layer=2, n_head=4, vocab_size=64, num_classes=10, grid_size=4, multiple_of=32)
+    if overrides.get("model_type") == "t2i":
+        base.update(caption_dim=16, caption_tokens=12, cls_token_num=12)
+    base.update(overrides)
+    return GPTConfig(**base)
+
+
+def tiny_vq_config(**overrides) -> VQConfig:
+    base = dict(codebook_size=64, codebook_embed_dim=8, z_channels=32, base_channels=32, ch_mult=(1, 2),
+                num_res_blocks=1)
+    base.update(overrides)
+    return VQConfig(**base)
