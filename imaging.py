@@ -94,3 +94,33 @@ def save_npy(array: np.ndarray, path: str | os.PathLike) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def upscale(images: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement of (B, H, W, 3) images."""
+    return images.repeat(factor, axis=1).repeat(factor, axis=2) if factor > 1 else images
+
+
+def labelled_sheet(rows: list[tuple[str, list[np.ndarray]]], column_titles: list[str], cell: int,
+                   pad: int = 4, label_width: int = 150) -> np.ndarray:
+    """A white sheet: one titled row per entry, cells (cell x cell RGB uint8) left to right.
+
+    ``column_titles`` label the cells of every row (e.g. the class of each image).
+    """
+    from PIL import Image, ImageDraw
+
+    cols = max(len(cells) for _, cells in rows)
+    title_h = 16
+    width = label_width + cols * (cell + pad) + pad
+    height = title_h + len(rows) * (cell + pad) + pad
+    sheet = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for c, title in enumerate(column_titles[:cols]):
+        draw.text((label_width + c * (cell + pad), 2), title, fill=(0, 0, 0))
+    for r, (name, cells) in enumerate(rows):
+        y = title_h + r * (cell + pad)
+        for i, line in enumerate(name.split("\n")):
+            draw.text((4, y + 4 + 12 * i), line, fill=(0, 0, 0))
+        for c, img in enumerate(cells):
+            sheet.paste(Image.fromarray(img), (label_width + c * (cell + pad), y))
+    return np.asarray(sheet)

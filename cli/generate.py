@@ -9,6 +9,7 @@ import torch
 
 from .. import imaging
 from ..errors import ARSampleError
+from ..models.embedded import embedded_paths
 from ..models.llamagen import LlamaGenCondition, check_pair, load_gpt, load_vq
 from ..samplers import PRESETS, SamplerSettings, preset, sample_ar
 from .common import output_path, parse_int_list, pick_device
@@ -19,8 +20,9 @@ SAMPLERS = ("plain", "entropy")
 def register(sub) -> None:
     p = sub.add_parser("generate", help="sample images from a LlamaGen GPT + VQ tokenizer",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--gpt", required=True, help="GPT checkpoint (.pt or .safetensors)")
-    p.add_argument("--vq", required=True, help="VQ tokenizer checkpoint (.pt or .safetensors)")
+    p.add_argument("--gpt", help="GPT checkpoint (.pt or .safetensors)")
+    p.add_argument("--vq", help="VQ tokenizer checkpoint (.pt or .safetensors)")
+    p.add_argument("--model", help="an embedded model by name instead of --gpt/--vq (e.g. 'tiny')")
     p.add_argument("--classes", required=True, help="class ids, one image each, in order (repeat for more)")
     p.add_argument("--sampler", choices=SAMPLERS, default="plain")
     p.add_argument("--cfg", type=float, default=4.0, help="classifier-free guidance scale (1 = off)")
@@ -63,6 +65,13 @@ def run(args) -> int:
     classes = parse_int_list(args.classes, "--classes")
     settings = settings_from_args(args)
     device = pick_device(args.device)
+    if args.model:
+        if args.gpt or args.vq:
+            raise ARSampleError("Give either --model or --gpt/--vq, not both.")
+        paths = embedded_paths(args.model)
+        args.gpt, args.vq = str(paths["gpt"]), str(paths["vq"])
+    elif not (args.gpt and args.vq):
+        raise ARSampleError("Give --gpt and --vq checkpoints, or --model tiny for the embedded model.")
 
     vq = load_vq(args.vq, device=device)
     override = {"downsample": vq.downsample}

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from ..errors import ARSampleError
-from . import convert, decode, generate
+from . import bench, convert, decode, demo, generate, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (generate, decode, convert):
+    for module in (generate, decode, convert, demo, bench, train):
         module.register(sub)
     return parser
 

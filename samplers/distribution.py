@@ -44,7 +44,8 @@ def token_distribution(logits: torch.Tensor, settings: SamplerSettings, base_tem
         probs = filtered.softmax(-1)
     else:
         filtered = filter_top_k_top_p(logits, settings.top_k, settings.top_p)
-        h = h_model if cfg.source == "raw" else entropy(filtered)
+        # Without active filters the filtered logits are the raw ones: reuse their entropy.
+        h = h_model if cfg.source == "raw" or filtered is logits else entropy(filtered)
         temp = base * cfg.temperature(h).unsqueeze(-1)
         probs = (filtered / temp.clamp_min(1e-5)).softmax(-1)
     if greedy is not None:

@@ -218,18 +218,21 @@ class LlamaGenGPT(nn.Module):
         return self._rope_cache[key]
 
     # -- conditions ----------------------------------------------------------------------
-    def condition_tokens(self, cond: LlamaGenCondition, guidance: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def condition_tokens(self, cond: LlamaGenCondition, guidance: bool,
+                         allow_null: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Condition embeddings (B', T, dim) and the column-validity mask (B', T) or None.
 
         With ``guidance`` the batch is [cond; uncond] (B' = 2B): the null class
         ``num_classes``, or the learned null caption with the prompt's own mask.
+        ``allow_null`` accepts the null class id in ``labels`` (training with label dropout).
         """
         c = self.config
         if c.model_type == "c2i":
             if cond.labels is None:
                 raise SamplingError("This is a class-to-image model: give class labels, not a text prompt.")
             labels = torch.as_tensor(cond.labels, device=self.device).long().reshape(-1)
-            if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= c.num_classes):
+            top = c.num_classes + int(allow_null and c.class_null_row)
+            if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= top):
                 raise SamplingError(f"Class id out of range: got {labels.tolist()}, the model knows 0..{c.num_classes - 1}.")
             if guidance:
                 if not c.class_null_row:
@@ -257,9 +260,10 @@ class LlamaGenGPT(nn.Module):
     def forward(self, cond: LlamaGenCondition, tokens: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (B, N, V) in float32: row k predicts ``tokens[:, k]``.
 
-        Runs the condition plus tokens[:, :-1] in one causal pass (no cache).
+        Runs the condition plus tokens[:, :-1] in one causal pass (no cache). Class
+        labels may hold the null id ``num_classes`` (label dropout for CFG training).
         """
-        cond_emb, col_valid = self.condition_tokens(cond, guidance=False)
+        cond_emb, col_valid = self.condition_tokens(cond, guidance=False, allow_null=True)
         tok_emb = self.tok_embeddings(tokens[:, :-1])
         h = torch.cat([cond_emb, tok_emb], dim=1)
         length = h.shape[1]

@@ -1,0 +1,45 @@
+"""`arsample bench`: sampler quality and speed on the embedded model (one process or torchrun)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..models.embedded import load_embedded, load_evaluator
+from ..models.embedded.benchmark import run_benchmark, to_json, to_markdown
+from ..samplers import SAMPLER_NAMES, named_sampler
+from .common import output_path, parse_int_list, pick_device
+from .embedded_args import add_sampling_flags, base_settings
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="class accuracy, Fréchet distance, diversity, NFE and speed per sampler",
+                       description="Run as one process, or sharded: torchrun --nproc_per_node 2 -m arsample.cli bench ...")
+    p.add_argument("--per-class", type=int, default=10, help="images per class per sampler per seed")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds; mean ± std is reported over them")
+    p.add_argument("--sampler", "--samplers", dest="samplers", default=",".join(SAMPLER_NAMES),
+                   help="comma-separated sampler names")
+    p.add_argument("--json", help="write the results as JSON (one object per sampler)")
+    p.add_argument("--markdown", help="write the Markdown table to this file too")
+    add_sampling_flags(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    json_path = output_path(args.json, "--json") if args.json else None
+    md_path = output_path(args.markdown, "--markdown") if args.markdown else None
+    seeds = parse_int_list(args.seeds, "--seeds")
+    device = pick_device(args.device)
+    gpt, vq = load_embedded(args.model, device=device)
+    evaluator = load_evaluator(args.model)
+    base = base_settings(args)
+    samplers = [named_sampler(n.strip(), base, args.preset) for n in args.samplers.split(",") if n.strip()]
+    result = run_benchmark(gpt, vq, evaluator, samplers, args.per_class, seeds)
+    if result is None:  # not rank 0
+        return 0
+    table = to_markdown(result)
+    print(table)
+    if json_path:
+        Path(json_path).write_text(to_json(result))
+    if md_path:
+        Path(md_path).write_text(table + "\n")
+    return 0

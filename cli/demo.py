@@ -1,0 +1,52 @@
+"""`arsample demo`: every sampler side by side on the embedded model, with entropy heatmaps."""
+
+from __future__ import annotations
+
+import torch
+
+from .. import imaging
+from ..models.embedded import load_embedded
+from ..models.embedded.dataset import CLASSES
+from ..models.llamagen import LlamaGenCondition
+from ..samplers import SAMPLER_NAMES, named_sampler
+from .common import output_path, parse_int_list, pick_device
+from .embedded_args import add_sampling_flags, base_settings
+
+
+def register(sub) -> None:
+    p = sub.add_parser("demo", help="compare the samplers on the embedded model (no download)")
+    p.add_argument("--out", default="arsample_demo.png", help="PNG comparison sheet")
+    p.add_argument("--classes", default="0,1,2,5,7,9", help="class ids of the embedded model (0-9)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samplers", default=",".join(SAMPLER_NAMES))
+    add_sampling_flags(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    out = output_path(args.out, "--out")
+    classes = parse_int_list(args.classes, "--classes")
+    gpt, vq = load_embedded(args.model, device=pick_device(args.device))
+    cond = LlamaGenCondition(labels=torch.tensor(classes))
+    base = base_settings(args)
+    results = []
+    for name in [s.strip() for s in args.samplers.split(",") if s.strip()]:
+        sampler = named_sampler(name, base, args.preset)
+        result = sampler.run(gpt, cond, seed=args.seed)
+        images = imaging.to_uint8(vq.decode_codes(result.tokens))
+        results.append((name, images, result))
+        print(f"{name:>10}: {result.stats.summary()}")
+    vmax = max(float(r.entropy.max()) for _, _, r in results)
+    scale = 2
+    rows = []
+    for name, images, result in results:
+        maps = imaging.entropy_heatmaps(result.entropy, images.shape[1:3], vmax=vmax)
+        cells = []
+        for img, heat in zip(imaging.upscale(images, scale), imaging.upscale(maps, scale)):
+            cells += [img, heat]
+        s = result.stats
+        rows.append((f"{name}\n{s.forward_passes} passes\n{s.seconds:.1f} s\nH {s.mean_entropy:.2f}", cells))
+    titles = [t for c in classes for t in (CLASSES[c], "entropy")]
+    imaging.save_png(imaging.labelled_sheet(rows, titles, cell=64 * scale), out)
+    print(f"wrote {out} (rows: samplers; per class: image, then its per-token entropy; same seed {args.seed})")
+    return 0

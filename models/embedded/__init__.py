@@ -1,0 +1,49 @@
+"""The embedded default model: a tiny LlamaGen (VQ + c2i GPT) trained by us on procedural shapes.
+
+It ships inside the pack (``weights/``), so everything runs and is tested with
+no download. Load it by name: ``load_embedded("tiny")``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...errors import CheckpointError
+
+WEIGHTS = Path(__file__).parent / "weights"
+EMBEDDED_MODELS = {
+    "tiny": {"gpt": WEIGHTS / "tiny_shapes_gpt.safetensors", "vq": WEIGHTS / "tiny_shapes_vq.safetensors",
+             "evaluator": WEIGHTS / "tiny_shapes_evaluator.safetensors"},
+}
+
+
+def embedded_paths(name: str = "tiny") -> dict[str, Path]:
+    """Paths of the embedded model's files (``gpt``, ``vq``, ``evaluator``)."""
+    key = name.lower()
+    if key not in EMBEDDED_MODELS:
+        raise CheckpointError(f"Unknown embedded model '{name}'. Known: {', '.join(EMBEDDED_MODELS)}.")
+    paths = EMBEDDED_MODELS[key]
+    missing = [str(p) for p in paths.values() if not p.exists()]
+    if missing:
+        raise CheckpointError(f"The embedded model's files are missing ({', '.join(missing)}); reinstall the pack "
+                              f"or re-create them with 'arsample train'.")
+    return paths
+
+
+def load_embedded(name: str = "tiny", device="cpu", dtype="fp32"):
+    """(gpt, vq) of an embedded model, loaded in ``dtype`` on ``device``."""
+    from ..llamagen import load_gpt, load_vq
+
+    paths = embedded_paths(name)
+    return load_gpt(paths["gpt"], dtype=dtype, device=device), load_vq(paths["vq"], device=device)
+
+
+def load_evaluator(name: str = "tiny", device="cpu"):
+    """The shapes classifier shipped with an embedded model."""
+    from ..checkpoint import read_checkpoint
+    from .evaluator import ShapesClassifier
+
+    state, _ = read_checkpoint(embedded_paths(name)["evaluator"])
+    model = ShapesClassifier()
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    return model.to(device).eval().requires_grad_(False)

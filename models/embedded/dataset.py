@@ -1,0 +1,113 @@
+"""Procedural "shapes" images: a class-conditional dataset generated on demand.
+
+Each 32x32 image (drawn at 64x64, then box-filtered) is one of ten shape kinds (the class) in a random colour,
+position and size, on a plain, gradient or striped background. Large flat or
+smooth regions next to sharp detail give the token entropy the spatial
+variation it has on natural images. Image ``i`` of seed ``s`` is always the
+same picture (its randomness comes from numpy's generator seeded with (s, i)).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+IMAGE_SIZE = 32  # the images the tiny model makes: 16x16 tokens with a 2x tokenizer
+_DRAW_SIZE = 64  # shapes are drawn at this size, then box-filtered down (anti-aliased edges)
+CLASSES = ("circle", "square", "triangle", "diamond", "plus", "ring", "frame", "x-cross", "bars", "dots")
+NUM_CLASSES = len(CLASSES)
+PALETTE = np.array([
+    (24, 24, 28), (236, 236, 232), (214, 48, 49), (46, 170, 80), (44, 92, 214), (242, 204, 36), (142, 60, 186),
+    (240, 132, 28), (38, 186, 196),
+], dtype=np.float32)
+BACKGROUNDS = ("plain", "vertical-gradient", "horizontal-gradient", "stripes")
+
+
+def _background(rng: np.random.Generator, colours: np.ndarray) -> np.ndarray:
+    kind = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
+    a, b = colours
+    size = _DRAW_SIZE
+    if kind == "plain":
+        return np.broadcast_to(a, (size, size, 3)).copy()
+    if kind == "stripes":
+        period = int(rng.choice([8, 16]))
+        phase = int(rng.integers(period))
+        rows = ((np.arange(size) + phase) // (period // 2)) % 2
+        return np.where(rows[:, None, None] == 0, a, b) * np.ones((1, size, 1), np.float32)
+    ramp = np.linspace(0.0, 1.0, size, dtype=np.float32)[:, None, None]
+    img = a * (1 - ramp) + b * ramp  # top to bottom
+    img = np.broadcast_to(img, (size, size, 3))
+    return (img if kind == "vertical-gradient" else img.transpose(1, 0, 2)).copy()
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: float, colour: tuple) -> None:
+    box = (cx - r, cy - r, cx + r, cy + r)
+    w = max(3.0, r * 0.45)  # stroke width of the line-like shapes
+    if kind == "circle":
+        draw.ellipse(box, fill=colour)
+    elif kind == "square":
+        s = r * 0.85
+        draw.rectangle((cx - s, cy - s, cx + s, cy + s), fill=colour)
+    elif kind == "triangle":
+        draw.polygon([(cx, cy - r), (cx + r, cy + r * 0.8), (cx - r, cy + r * 0.8)], fill=colour)
+    elif kind == "diamond":
+        draw.polygon([(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)], fill=colour)
+    elif kind == "plus":
+        draw.rectangle((cx - r, cy - w / 2, cx + r, cy + w / 2), fill=colour)
+        draw.rectangle((cx - w / 2, cy - r, cx + w / 2, cy + r), fill=colour)
+    elif kind == "ring":
+        draw.ellipse(box, outline=colour, width=int(round(w)))
+    elif kind == "frame":
+        s = r * 0.85
+        draw.rectangle((cx - s, cy - s, cx + s, cy + s), outline=colour, width=int(round(w)))
+    elif kind == "x-cross":
+        d = r * 0.8
+        draw.line([(cx - d, cy - d), (cx + d, cy + d)], fill=colour, width=int(round(w)))
+        draw.line([(cx - d, cy + d), (cx + d, cy - d)], fill=colour, width=int(round(w)))
+    elif kind == "bars":
+        bw = r * 0.4
+        for dx in (-r * 0.8, 0.0, r * 0.8):
+            draw.rectangle((cx + dx - bw / 2, cy - r, cx + dx + bw / 2, cy + r), fill=colour)
+    elif kind == "dots":
+        d = r * 0.4
+        for dx, dy in ((-0.55, -0.55), (0.55, -0.55), (-0.55, 0.55), (0.55, 0.55)):
+            x, y = cx + dx * r, cy + dy * r
+            draw.ellipse((x - d, y - d, x + d, y + d), fill=colour)
+    else:
+        raise ValueError(f"unknown shape {kind}")
+
+
+def render(label: int, rng: np.random.Generator) -> np.ndarray:
+    """One image (32, 32, 3) uint8 of class ``label``, randomness from ``rng``."""
+    picks = rng.permutation(len(PALETTE))
+    background = _background(rng, PALETTE[picks[:2]])
+    image = Image.fromarray(background.round().astype(np.uint8))
+    r = float(rng.uniform(11, 19))
+    cx, cy = (float(rng.uniform(r + 4, _DRAW_SIZE - r - 4)) for _ in range(2))
+    colour = tuple(int(c) for c in PALETTE[picks[2]])
+    _draw_shape(ImageDraw.Draw(image), CLASSES[label], cx, cy, r, colour)
+    return np.asarray(image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BOX))
+
+
+def make_batch(indices, seed: int = 0, labels=None) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 32, 32, 3) uint8 and labels (N,) for dataset ``indices`` of ``seed``.
+
+    Labels cycle through the classes (``index % 10``) unless given.
+    """
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    labels = indices % NUM_CLASSES if labels is None else np.asarray(labels, dtype=np.int64).reshape(-1)
+    images = np.stack([render(int(lab), np.random.default_rng([seed, int(i)])) for i, lab in zip(indices, labels)])
+    return images, labels
+
+
+def to_model_range(images: np.ndarray):
+    """uint8 (N, H, W, 3) → float32 torch tensor (N, 3, H, W) in [-1, 1]."""
+    import torch
+
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def grid_side(num_tokens: int) -> int:
+    return math.isqrt(num_tokens)
