@@ -6,3 +6,10 @@ own without ComfyUI installed.
 """
 
 __version__ = "0.1.0"
+
+
+async def comfy_entrypoint():
+    """ComfyUI V3 entry point: the node list lives in ``nodes`` (imported only here)."""
+    from .nodes import ARSampleExtension
+
+    return ARSampleExtension()

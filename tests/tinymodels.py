@@ -37,3 +37,28 @@ def tiny_vq_config(**overrides) -> VQConfig:
                 num_res_blocks=1)
     base.update(overrides)
     return VQConfig(**base)
+
+
+def write_official_standins(models_dir) -> dict:
+    """Tiny random models saved under the official LlamaGen file names, as official-style pickles.
+
+    ``autoregressive/c2i_L_384.pt`` (c2i, 1000 classes, 384 px → 24x24 tokens) and
+    ``vq/vq_ds16_c2i.pt`` (16x downsampling, same codebook size), plus a VQ file put
+    in the GPT folder by mistake (``autoregressive/vq_in_wrong_folder.pt``).
+    """
+    from pathlib import Path
+
+    from arsample.models.llamagen import LlamaGenGPT, LlamaGenVQ
+
+    root = Path(models_dir)
+    (root / "autoregressive").mkdir(parents=True, exist_ok=True)
+    (root / "vq").mkdir(parents=True, exist_ok=True)
+    # n_head 1: a file named c2i_L_* whose width matches no official size gets head_dim 64.
+    gpt = randomize_(LlamaGenGPT(tiny_gpt_config(vocab_size=16384, num_classes=1000, n_head=1, grid_size=24)), seed=5)
+    vq = randomize_(LlamaGenVQ(tiny_vq_config(codebook_size=16384, ch_mult=(1, 1, 1, 1, 1), z_channels=32)), seed=6)
+    paths = {"gpt": root / "autoregressive" / "c2i_L_384.pt", "vq": root / "vq" / "vq_ds16_c2i.pt",
+             "wrong": root / "autoregressive" / "vq_in_wrong_folder.pt"}
+    torch.save({"model": gpt.state_dict()}, paths["gpt"])
+    torch.save({"model": vq.state_dict()}, paths["vq"])
+    torch.save({"model": vq.state_dict()}, paths["wrong"])
+    return paths

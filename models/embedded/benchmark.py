@@ -36,15 +36,15 @@ class BenchJob:
 
 
 def _dist():
+    """(torch.distributed or None, whether we initialised it): set when running under torchrun."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
-        return dist
+        return dist, False
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-        return dist
-    return None
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        return dist, True
+    return None, False
 
 
 def run_benchmark(gpt, vq, evaluator, samplers: list[NamedSampler], per_class: int, seeds: list[int],
@@ -53,7 +53,15 @@ def run_benchmark(gpt, vq, evaluator, samplers: list[NamedSampler], per_class: i
 
     Result: {"samplers": [per-sampler dict with mean/std over seeds], "real": reference figures}.
     """
-    dist = _dist()
+    dist, created = _dist()
+    try:
+        return _run(dist, gpt, vq, evaluator, samplers, per_class, seeds, classes)
+    finally:
+        if created:
+            dist.destroy_process_group()
+
+
+def _run(dist, gpt, vq, evaluator, samplers, per_class, seeds, classes) -> dict | None:
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist else (0, 1)
     if dist and torch.device(gpt.device).type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))

@@ -22,7 +22,7 @@ import time
 import torch
 
 from arsample.models.llamagen import LlamaGenCondition, LlamaGenGPT, gpt_config
-from arsample.samplers import SamplerSettings, preset, sample_ar
+from arsample.samplers import SamplerSettings, preset, sample_ar, token_distribution
 
 CLASSES = [207, 360, 387, 974, 88, 979, 417, 279]
 
@@ -104,6 +104,23 @@ def main() -> None:
         print(f"| {batch} | {t_plain / batch:.3f} | {t_entropy / batch:.3f} | {100 * (t_entropy / t_plain - 1):+.1f}% "
               f"| {t_official / batch:.3f} | {ratio:.2f} |")
         rows.append((batch, t_plain, t_official))
+    print()
+    print("Per-token cost of turning logits into a distribution (isolated, median of 200 calls, CFG batch):")
+    for batch, t_plain, _ in rows:
+        logits = torch.randn(2 * batch, 16384) * 3
+        base_t = torch.ones(batch, 1)
+        cost = {}
+        for name, settings in (("plain", plain), ("entropy", entropy)):
+            samples = []
+            for _ in range(200):
+                start = time.perf_counter()
+                token_distribution(logits, settings, base_t, True, True)
+                samples.append(time.perf_counter() - start)
+            cost[name] = statistics.median(samples)
+        step = t_plain / 256
+        extra = cost["entropy"] - cost["plain"]
+        print(f"- batch {batch}: plain {cost['plain'] * 1e6:.0f} µs, entropy {cost['entropy'] * 1e6:.0f} µs per token; "
+              f"the difference is {100 * extra / step:.2f}% of a {step * 1e3:.1f} ms decode step")
     print()
     c = ours.config
     print("Bandwidth use per decode step (bytes of weights + KV cache read, over the step time):")

@@ -1,0 +1,71 @@
+"""VQ decode and entropy-map nodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import comfy.model_management as mm
+
+from .. import imaging
+from ..errors import ConfigError
+from ._comfy import AR_TOKENS, AR_VQ, CATEGORY, io
+from .patching import load
+from .payloads import ARTokens, ARVQHandle
+
+
+class VQDecode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="ARsampleVQDecode",
+            display_name="VQ Decode",
+            category=CATEGORY,
+            description="Turns sampled tokens into an IMAGE with the VQ tokenizer's decoder.",
+            inputs=[AR_VQ.Input("vq", tooltip="The tokenizer the GPT was trained with."),
+                    AR_TOKENS.Input("tokens", tooltip="Tokens from an ARsample sampler.")],
+            outputs=[io.Image.Output(display_name="image")],
+        )
+
+    @classmethod
+    def execute(cls, vq: ARVQHandle, tokens: ARTokens) -> io.NodeOutput:
+        if tokens.vocab_size != vq.codebook_size:
+            raise ConfigError(f"The tokens come from a model with {tokens.vocab_size} codes but {vq.name} has "
+                              f"{vq.codebook_size}: use the tokenizer the GPT was trained with.")
+        (decoder,) = load(vq.patcher)
+        images = decoder.decode_codes(tokens.tokens.to(decoder.device))
+        return io.NodeOutput(imaging.to_unit_float(images).to(mm.intermediate_device()))
+
+
+class EntropyMap(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="ARsampleEntropyMap",
+            display_name="Entropy Map",
+            category=CATEGORY,
+            description="Shows how uncertain the model was at each token (its entropy, dark = sure, bright = "
+                        "unsure) as a heatmap, optionally over the decoded image.",
+            inputs=[
+                AR_TOKENS.Input("tokens", tooltip="Tokens from an ARsample sampler (they carry the entropy)."),
+                io.Image.Input("image", optional=True, tooltip="The decoded image, to match its size and overlay."),
+                io.Float.Input("overlay", default=0.0, min=0.0, max=1.0, step=0.05,
+                               tooltip="How much of the image shows through the heatmap (needs 'image')."),
+                io.Float.Input("max_entropy", default=0.0, min=0.0, max=20.0, step=0.1,
+                               tooltip="Entropy shown as the brightest colour; 0 = the batch maximum. Fix it to "
+                                       "compare maps across runs."),
+            ],
+            outputs=[io.Image.Output(display_name="heatmap")],
+        )
+
+    @classmethod
+    def execute(cls, tokens: ARTokens, overlay: float, max_entropy: float, image=None) -> io.NodeOutput:
+        size = tuple(image.shape[1:3]) if image is not None else (tokens.grid_size * 16,) * 2
+        maps = imaging.entropy_heatmaps(tokens.entropy, size, vmax=max_entropy or None).astype(np.float32) / 255
+        out = torch.from_numpy(maps)
+        if image is not None and overlay > 0:
+            base = image.float().cpu()
+            if base.shape[0] != out.shape[0]:
+                base = base[:1].expand(out.shape[0], -1, -1, -1)
+            out = out * (1 - overlay) + base * overlay
+        return io.NodeOutput(out.to(mm.intermediate_device()))

@@ -1,0 +1,55 @@
+"""Fixtures for the tests that run the pack inside a real, headless ComfyUI server.
+
+The first run builds ComfyUI 0.3.75 and its venv (~6 GB, a few minutes) in
+``$ARSAMPLE_COMFYUI_CACHE`` (default ``~/.cache/arsample-comfyui``); later runs reuse them and only
+start the server (~5-15 s). ``ARSAMPLE_SKIP_COMFYUI=1`` skips these tests.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: comfyui_env
+
+from comfyui_env import PACK_DIR, ComfyServer, cache_dir, comfyui_python, comfyui_tree  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "comfyui: runs against a real headless ComfyUI server")
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.comfyui)
+
+
+@pytest.fixture(scope="session")
+def comfy_models(tmp_path_factory) -> Path:
+    """The server's models folder: ``autoregressive/`` and ``vq/`` (linked into its base dir, so
+    files written here later are seen after a refresh)."""
+    root = tmp_path_factory.mktemp("comfy-models")
+    for sub in ("autoregressive", "vq"):
+        (root / sub).mkdir()
+    return root
+
+
+@pytest.fixture(scope="session")
+def comfy(comfy_models) -> ComfyServer:
+    """ONE ComfyUI server for the whole session, with this pack under custom_nodes/."""
+    if os.environ.get("ARSAMPLE_SKIP_COMFYUI"):
+        pytest.skip("ARSAMPLE_SKIP_COMFYUI is set")
+    cache = cache_dir()
+    tree = comfyui_tree(cache)
+    python = comfyui_python(cache, tree)
+    server = ComfyServer(python, tree, PACK_DIR, models_dir=comfy_models)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,200 @@
+"""The node pack inside a real ComfyUI 0.3.75 server (headless, CPU, 127.0.0.1).
+
+Every shipped workflow is converted from UI to API format against the live
+/object_info and executed; bad input, Cancel and a long queue are exercised too.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from comfyui_env import execution_error, ui_to_api  # noqa: E402
+from tinymodels import write_official_standins  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
+NODE_IDS = ["ARsampleModelLoader", "ARsampleVQLoader", "ARsampleClassCondition", "ARsampleSampler",
+            "ARsampleEntropySampler", "ARsampleVQDecode", "ARsampleEntropyMap"]
+
+
+@pytest.fixture(scope="module")
+def server(comfy):
+    write_official_standins(comfy.models_path)
+    return comfy
+
+
+@pytest.fixture(scope="module")
+def object_info(server):
+    return server.object_info()
+
+
+def _images(server, entry) -> dict[str, list[np.ndarray]]:
+    """Saved/previewed images per node id, as arrays."""
+    out = {}
+    for node_id, node_out in (entry.get("outputs") or {}).items():
+        arrays = []
+        for item in node_out.get("images") or []:
+            path = server.base / item["type"] / item.get("subfolder", "") / item["filename"]
+            arrays.append(np.asarray(Image.open(path).convert("RGB")))
+        if arrays:
+            out[node_id] = arrays
+    return out
+
+
+def _embedded_prompt(object_info, **changes) -> dict:
+    wf = json.loads((ROOT / "workflows" / "ARsample_embedded_compare_samplers.json").read_text())
+    prompt = ui_to_api(wf, object_info)
+    for (node, key), value in changes.items():
+        prompt[node]["inputs"][key] = value
+    return prompt
+
+
+def _fresh_embedded(object_info, tag: str, seed: int) -> dict:
+    """The embedded workflow with its own seed and output prefixes (so nothing is served from cache)."""
+    prompt = _embedded_prompt(object_info)
+    for v in prompt.values():
+        if v["class_type"] in ("ARsampleSampler", "ARsampleEntropySampler"):
+            v["inputs"]["seed"] = seed
+        if v["class_type"] == "SaveImage":
+            v["inputs"]["filename_prefix"] = f"{tag}/" + v["inputs"]["filename_prefix"].split("/")[-1]
+    return prompt
+
+
+def test_nodes_are_registered_with_descriptions_and_tooltips(object_info):
+    for node_id in NODE_IDS:
+        info = object_info[node_id]
+        assert info["category"] == "ARsample"
+        assert info["description"], node_id
+        assert info["display_name"] and not info["display_name"].startswith("ARsample")
+        for group in ("required", "optional"):
+            for name, spec in info["input"].get(group, {}).items():
+                assert len(spec) > 1 and spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+    loader = object_info["ARsampleModelLoader"]["input"]["required"]["ckpt_name"]
+    options = loader[1].get("options", loader[0])
+    assert "embedded:tiny" in options and "c2i_L_384.pt" in options
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.stem for w in WORKFLOWS])
+def test_shipped_workflow_runs(server, object_info, workflow):
+    prompt = ui_to_api(json.loads(workflow.read_text()), object_info)
+    entry = server.run(prompt, timeout=600)
+    images = _images(server, entry)
+    decode_sources = {nid: p for nid, p in prompt.items() if p["class_type"] in ("SaveImage", "PreviewImage")}
+    assert set(decode_sources) <= set(images)
+    size = 32 if "embedded" in workflow.stem else 384
+    classes = [p for p in prompt.values() if p["class_type"] == "ARsampleClassCondition"][0]["inputs"]["classes"]
+    for node_id in decode_sources:
+        assert len(images[node_id]) == len(classes.split(","))
+        assert all(img.shape == (size, size, 3) for img in images[node_id])
+    stats = [o for o in entry["outputs"].values() if "text" in o]
+    assert any("forward passes" in str(o["text"]) for o in stats)
+
+
+def test_same_seed_same_image_and_seed_matters(server, object_info):
+    save = [k for k, v in _embedded_prompt(object_info).items()
+            if v["class_type"] == "SaveImage" and "entropy" in v["inputs"]["filename_prefix"]][0]
+    sampler = [k for k, v in _embedded_prompt(object_info).items() if v["class_type"] == "ARsampleEntropySampler"][0]
+    runs = []
+    for prefix, seed in (("a", 11), ("b", 11), ("c", 12)):
+        prompt = _embedded_prompt(object_info, **{(save, "filename_prefix"): f"seedtest/{prefix}",
+                                                  (sampler, "seed"): seed})
+        runs.append(_images(server, server.run(prompt))[save])
+    assert all(np.array_equal(x, y) for x, y in zip(runs[0], runs[1]))
+    assert not all(np.array_equal(x, y) for x, y in zip(runs[0], runs[2]))
+
+
+def test_vq_file_in_model_loader_fails_with_our_message_and_server_keeps_serving(server, object_info):
+    prompt = {
+        "1": {"class_type": "ARsampleModelLoader",
+              "inputs": {"ckpt_name": "vq_in_wrong_folder.pt", "weight_dtype": "auto", "image_size": "auto"}},
+        "2": {"class_type": "ARsampleClassCondition", "inputs": {"model": ["1", 0], "classes": "1", "batch_size": 1}},
+        "3": {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}},
+    }
+    entry = server.run(prompt, check=False)
+    err = execution_error(entry)
+    assert err is not None and err["node_type"] == "ARsampleModelLoader"
+    assert "VQ tokenizer, not a GPT" in err["exception_message"]
+    assert "Load it with the VQ loader" in err["exception_message"]
+    # the server is fine and the next prompt works
+    assert server.get("/system_stats")["system"]
+    server.run(_fresh_embedded(object_info, "after_error", seed=77))
+
+
+def test_out_of_range_class_is_a_node_error(server):
+    prompt = {
+        "1": {"class_type": "ARsampleModelLoader",
+              "inputs": {"ckpt_name": "embedded:tiny", "weight_dtype": "auto", "image_size": "auto"}},
+        "2": {"class_type": "ARsampleClassCondition", "inputs": {"model": ["1", 0], "classes": "3, 12",
+                                                                 "batch_size": 1}},
+        "3": {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}},
+    }
+    err = execution_error(server.run(prompt, check=False))
+    assert err and "out of range" in err["exception_message"] and "0..9" in err["exception_message"]
+
+
+def _long_prompt(object_info, seed):
+    prompt = _embedded_prompt(object_info)
+    cond = [k for k, v in prompt.items() if v["class_type"] == "ARsampleClassCondition"][0]
+    prompt[cond]["inputs"]["batch_size"] = 64
+    prompt[cond]["inputs"]["classes"] = ", ".join(["circle, ring, square, dots"] * 3)
+    for v in prompt.values():
+        if v["class_type"] in ("ARsampleSampler", "ARsampleEntropySampler"):
+            v["inputs"]["seed"] = seed
+    return prompt
+
+
+def test_cancel_stops_within_a_step_and_next_run_works(server, object_info):
+    prompt_id = server.queue(_long_prompt(object_info, seed=1234))
+    deadline = time.monotonic() + 60
+    while not server.get("/queue")["queue_running"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.5)  # inside the sampling loop
+    asked = time.monotonic()
+    server.interrupt()
+    entry = server.wait(prompt_id, timeout=120)
+    stopped_after = time.monotonic() - asked
+    status = entry["status"]
+    assert status["status_str"] == "error"
+    assert any(m[0] == "execution_interrupted" for m in status["messages"])
+    assert stopped_after < 5.0, f"took {stopped_after:.1f} s to stop"
+    server.run(_fresh_embedded(object_info, "after_cancel", seed=78))
+
+
+def test_twenty_queued_prompts_complete_and_memory_stays_flat(server, object_info):
+    ids = []
+    rss = []
+    for i in range(20):
+        ids.append(server.queue(_fresh_embedded(object_info, f"queue{i}", seed=1000 + i)))
+    for i, pid in enumerate(ids):
+        entry = server.wait(pid, timeout=600)
+        assert entry["status"]["status_str"] == "success", execution_error(entry)
+        if i in (4, 19):
+            rss.append(server.rss_mb())
+    assert rss[1] - rss[0] < 64, f"server memory grew from {rss[0]:.0f} to {rss[1]:.0f} MiB over 15 prompts"
+
+
+def test_failed_load_leaves_nothing_cached(server, object_info):
+    """A failed loader is re-executed (not served from cache) once the file is fixed."""
+    models = server.models_path / "autoregressive"
+    bad = models / "later_fixed.pt"
+    bad.write_bytes(b"not a checkpoint")
+    prompt = {
+        "1": {"class_type": "ARsampleModelLoader",
+              "inputs": {"ckpt_name": "later_fixed.pt", "weight_dtype": "auto", "image_size": "auto"}},
+        "2": {"class_type": "ARsampleClassCondition", "inputs": {"model": ["1", 0], "classes": "1", "batch_size": 1}},
+        "3": {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}},
+    }
+    err = execution_error(server.run(prompt, check=False))
+    assert err and "truncated or corrupted" in err["exception_message"]
+    bad.write_bytes((models / "c2i_L_384.pt").read_bytes())
+    server.run(prompt)  # now loads: nothing half-loaded was cached
+    bad.unlink()
+
