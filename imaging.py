@@ -124,3 +124,39 @@ def labelled_sheet(rows: list[tuple[str, list[np.ndarray]]], column_titles: list
         for c, img in enumerate(cells):
             sheet.paste(Image.fromarray(img), (label_width + c * (cell + pad), y))
     return np.asarray(sheet)
+
+
+class PreviewThrottle:
+    """Decides when a live preview may be made so that previews cost at most ``max_share`` of the time.
+
+    Call ``due()`` before a preview and ``spent(seconds)`` after it; ``clock`` is injectable for tests.
+    """
+
+    def __init__(self, max_share: float = 0.08, clock=None):
+        import time
+
+        self.clock = clock or time.perf_counter
+        self.max_share = max_share
+        self.started = self.clock()
+        self.preview_seconds = 0.0
+        self.count = 0
+
+    def due(self) -> bool:
+        working = self.clock() - self.started - self.preview_seconds
+        return self.preview_seconds <= self.max_share * max(working, 0.0)
+
+    def spent(self, seconds: float) -> None:
+        self.preview_seconds += seconds
+        self.count += 1
+
+
+def partial_preview(vq, row: torch.Tensor, done: int, grid: int) -> np.ndarray:
+    """Decode the first ``done`` tokens of one sample (rest filled with the last token), unfinished rows faded."""
+    n = grid * grid
+    full = torch.empty(n, dtype=torch.long, device=row.device)
+    full[:done] = row[:done]
+    full[done:] = row[done - 1]
+    image = to_uint8(vq.decode_codes(full[None]))[0].copy()
+    pixel_row = (done // grid) * (image.shape[0] // grid)
+    image[pixel_row:] = (image[pixel_row:] * 0.35 + 160).astype(image.dtype)
+    return image

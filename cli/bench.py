@@ -6,9 +6,9 @@ from pathlib import Path
 
 from ..models.embedded import load_embedded, load_evaluator
 from ..models.embedded.benchmark import run_benchmark, to_json, to_markdown
-from ..samplers import SAMPLER_NAMES, named_sampler
+from ..samplers import SAMPLER_NAMES
 from .common import output_path, parse_int_list, pick_device
-from .embedded_args import add_sampling_flags, base_settings
+from .embedded_args import add_sampling_flags, add_sjd_flags, base_settings, build_samplers
 
 
 def register(sub) -> None:
@@ -16,11 +16,12 @@ def register(sub) -> None:
                        description="Run as one process, or sharded: torchrun --nproc_per_node 2 -m arsample.cli bench ...")
     p.add_argument("--per-class", type=int, default=10, help="images per class per sampler per seed")
     p.add_argument("--seeds", default="0", help="comma-separated seeds; mean ± std is reported over them")
-    p.add_argument("--sampler", "--samplers", dest="samplers", default=",".join(SAMPLER_NAMES),
-                   help="comma-separated sampler names")
+    p.add_argument("--sampler", "--samplers", dest="samplers", default="plain,entropy",
+                   help=f"comma-separated, from: {', '.join(SAMPLER_NAMES)} ('sjd' honours --acceptance/--coupled)")
     p.add_argument("--json", help="write the results as JSON (one object per sampler)")
     p.add_argument("--markdown", help="write the Markdown table to this file too")
     add_sampling_flags(p)
+    add_sjd_flags(p)
     p.set_defaults(run=run)
 
 
@@ -32,7 +33,7 @@ def run(args) -> int:
     gpt, vq = load_embedded(args.model, device=device)
     evaluator = load_evaluator(args.model)
     base = base_settings(args)
-    samplers = [named_sampler(n.strip(), base, args.preset) for n in args.samplers.split(",") if n.strip()]
+    samplers = build_samplers(args.samplers, base, args)
     result = run_benchmark(gpt, vq, evaluator, samplers, args.per_class, seeds)
     if result is None:  # not rank 0
         return 0

@@ -8,9 +8,9 @@ from .. import imaging
 from ..models.embedded import load_embedded
 from ..models.embedded.dataset import CLASSES
 from ..models.llamagen import LlamaGenCondition
-from ..samplers import SAMPLER_NAMES, named_sampler
+from ..samplers import SAMPLER_NAMES
 from .common import output_path, parse_int_list, pick_device
-from .embedded_args import add_sampling_flags, base_settings
+from .embedded_args import add_sampling_flags, add_sjd_flags, base_settings, build_samplers
 
 
 def register(sub) -> None:
@@ -18,26 +18,20 @@ def register(sub) -> None:
     p.add_argument("--out", default="arsample_demo.png", help="PNG comparison sheet")
     p.add_argument("--classes", default="0,1,2,5,7,9", help="class ids of the embedded model (0-9)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--samplers", default=",".join(SAMPLER_NAMES))
+    p.add_argument("--samplers", default=",".join(SAMPLER_NAMES), help=f"comma-separated: {', '.join(SAMPLER_NAMES)}")
     add_sampling_flags(p)
+    add_sjd_flags(p)
     p.set_defaults(run=run)
 
 
-def run(args) -> int:
-    out = output_path(args.out, "--out")
-    classes = parse_int_list(args.classes, "--classes")
-    gpt, vq = load_embedded(args.model, device=pick_device(args.device))
+def comparison_sheet(gpt, vq, classes: list[int], samplers, seed: int, scale: int = 2):
+    """Sample ``classes`` with each sampler (same seed); returns (sheet RGB array, [(name, result)])."""
     cond = LlamaGenCondition(labels=torch.tensor(classes))
-    base = base_settings(args)
     results = []
-    for name in [s.strip() for s in args.samplers.split(",") if s.strip()]:
-        sampler = named_sampler(name, base, args.preset)
-        result = sampler.run(gpt, cond, seed=args.seed)
-        images = imaging.to_uint8(vq.decode_codes(result.tokens))
-        results.append((name, images, result))
-        print(f"{name:>10}: {result.stats.summary()}")
+    for sampler in samplers:
+        result = sampler.run(gpt, cond, seed=seed)
+        results.append((sampler.name, imaging.to_uint8(vq.decode_codes(result.tokens)), result))
     vmax = max(float(r.entropy.max()) for _, _, r in results)
-    scale = 2
     rows = []
     for name, images, result in results:
         maps = imaging.entropy_heatmaps(result.entropy, images.shape[1:3], vmax=vmax)
@@ -47,6 +41,18 @@ def run(args) -> int:
         s = result.stats
         rows.append((f"{name}\n{s.forward_passes} passes\n{s.seconds:.1f} s\nH {s.mean_entropy:.2f}", cells))
     titles = [t for c in classes for t in (CLASSES[c], "entropy")]
-    imaging.save_png(imaging.labelled_sheet(rows, titles, cell=64 * scale), out)
+    cell = images.shape[1] * scale
+    return imaging.labelled_sheet(rows, titles, cell=cell), [(n, r) for n, _, r in results]
+
+
+def run(args) -> int:
+    out = output_path(args.out, "--out")
+    classes = parse_int_list(args.classes, "--classes")
+    gpt, vq = load_embedded(args.model, device=pick_device(args.device))
+    samplers = build_samplers(args.samplers, base_settings(args), args)
+    sheet, results = comparison_sheet(gpt, vq, classes, samplers, args.seed)
+    for name, result in results:
+        print(f"{name:>18}: {result.stats.summary()}")
+    imaging.save_png(sheet, out)
     print(f"wrote {out} (rows: samplers; per class: image, then its per-token entropy; same seed {args.seed})")
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..samplers import SamplerSettings
+from ..samplers import ACCEPTANCE_RULES, DRAFT_INITS, NamedSampler, SamplerSettings, SJDSettings, named_sampler
 
 # Defaults for the embedded tiny model (chosen on its validation runs; see README).
 TINY_DEFAULTS = dict(cfg=3.0, top_k=0, top_p=1.0, temperature=1.0)
@@ -20,3 +20,32 @@ def add_sampling_flags(p) -> None:
 
 def base_settings(args) -> SamplerSettings:
     return SamplerSettings(cfg_scale=args.cfg, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature)
+
+
+def add_sjd_flags(p) -> None:
+    """Flags of the speculative Jacobi samplers (shared by generate, demo, bench)."""
+    p.add_argument("--acceptance", choices=ACCEPTANCE_RULES, default=None,
+                   help="SJD acceptance rule for --sampler sjd: exact (lossless), entropy, entropy-scale, constant (lossy)")
+    p.add_argument("--coupled", action="store_true", help="SJD: coupled (Gumbel-shared) drafts (MC-SJD)")
+    p.add_argument("--window", type=int, default=16, help="SJD: tokens per forward pass (1 = plain AR)")
+    p.add_argument("--init", choices=DRAFT_INITS, default="repeat", help="SJD: how new draft positions start")
+
+
+def sjd_settings(args) -> SJDSettings:
+    return SJDSettings(window=args.window, init=args.init)
+
+
+def build_samplers(names: str, base: SamplerSettings, args) -> list[NamedSampler]:
+    """Catalog samplers by comma-separated name; a bare 'sjd' honours --acceptance and --coupled."""
+    from dataclasses import replace
+
+    out = []
+    for name in [n.strip() for n in names.split(",") if n.strip()]:
+        sampler = named_sampler(name, base, args.preset, sjd_settings(args))
+        if name == "sjd" and (args.acceptance or args.coupled):
+            sjd = replace(sampler.sjd, acceptance=args.acceptance or "exact", coupled=args.coupled)
+            label = "coupled" if args.coupled else "sjd"
+            label += "" if sjd.acceptance == "exact" else "-" + sjd.acceptance
+            sampler = NamedSampler(label, sampler.settings, sjd)
+        out.append(sampler)
+    return out

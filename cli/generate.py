@@ -11,10 +11,11 @@ from .. import imaging
 from ..errors import ARSampleError
 from ..models.embedded import embedded_paths
 from ..models.llamagen import LlamaGenCondition, check_pair, load_gpt, load_vq
-from ..samplers import PRESETS, SamplerSettings, preset, sample_ar
+from ..samplers import PRESETS, SamplerSettings, SJDSettings, preset, sample_ar, sample_sjd
 from .common import output_path, parse_int_list, pick_device
+from .embedded_args import add_sjd_flags
 
-SAMPLERS = ("plain", "entropy")
+SAMPLERS = ("plain", "entropy", "sjd")
 
 
 def register(sub) -> None:
@@ -42,6 +43,9 @@ def register(sub) -> None:
     p.add_argument("--clamp-min", type=float, help="lower clamp of the entropy temperature")
     p.add_argument("--clamp-max", type=float, help="upper clamp of the entropy temperature")
     p.add_argument("--entropy-source", choices=("filtered", "raw"), help="entropy after or before top-k/top-p")
+    add_sjd_flags(p)
+    p.add_argument("--entropy-temperature", action="store_true",
+                   help="with --sampler sjd: sample from the entropy-temperature distribution (lossless with exact)")
     p.add_argument("--image-size", type=int, help="pixels per side (default: from the checkpoint name/metadata)")
     p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="GPT weight dtype")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
@@ -51,7 +55,7 @@ def register(sub) -> None:
 def settings_from_args(args) -> SamplerSettings:
     """SamplerSettings for the parsed sampling flags."""
     entropy = None
-    if args.sampler == "entropy":
+    if args.sampler == "entropy" or args.entropy_temperature:
         entropy = preset(args.preset, t0=args.t0, alpha=args.alpha, theta=args.theta, clamp_min=args.clamp_min,
                          clamp_max=args.clamp_max, source=args.entropy_source)
     return SamplerSettings(cfg_scale=args.cfg, cfg_interval=args.cfg_interval, top_k=args.top_k, top_p=args.top_p,
@@ -84,7 +88,12 @@ def run(args) -> int:
 
     cond = LlamaGenCondition(labels=torch.tensor(classes, dtype=torch.long))
     settings.validate(gpt.vocab_size, len(classes))
-    result = sample_ar(gpt, cond, settings, seed=args.seed)
+    if args.sampler == "sjd":
+        sjd = SJDSettings(window=args.window, init=args.init, acceptance=args.acceptance or "exact",
+                          coupled=args.coupled)
+        result = sample_sjd(gpt, cond, settings, sjd, seed=args.seed)
+    else:
+        result = sample_ar(gpt, cond, settings, seed=args.seed)
     images = imaging.to_uint8(vq.decode_codes(result.tokens))
 
     imaging.save_png(imaging.make_grid(images), out)

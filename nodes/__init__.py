@@ -7,10 +7,10 @@ from .conditioning import ClassCondition
 from .decode import EntropyMap, VQDecode
 from .loaders import ModelLoader, VQLoader
 from .paths import register_folders
-from .sampling import EntropySampler, PlainSampler
+from .sampling import EntropySampler, EntropySJDSampler, PlainSampler
 
-NODES: list[type[io.ComfyNode]] = [ModelLoader, VQLoader, ClassCondition, PlainSampler, EntropySampler, VQDecode,
-                                   EntropyMap]
+NODES: list[type[io.ComfyNode]] = [ModelLoader, VQLoader, ClassCondition, PlainSampler, EntropySampler,
+                                   EntropySJDSampler, VQDecode, EntropyMap]
 
 
 class ARSampleExtension(ComfyExtension):

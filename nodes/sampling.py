@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..models.llamagen import LlamaGenCondition
-from ..samplers import PRESETS, EntropyTemperature, NamedSampler, SamplerSettings
+from ..samplers import PRESETS, EntropyTemperature, NamedSampler, SamplerSettings, SJDSettings
 from ._comfy import AR_COND, AR_MODEL, AR_TOKENS, AR_VQ, CATEGORY, io
 from .patching import load
 from .payloads import ARConditioning, ARModelHandle, ARTokens, ARVQHandle
@@ -81,6 +81,80 @@ class PlainSampler(io.ComfyNode):
         return run_sampler(NamedSampler("plain", settings), model, conditioning, seed, vq, preview)
 
 
+def entropy_inputs(with_off: bool) -> list:
+    """The entropy-temperature inputs (the SJD node adds 'off' = plain sampling)."""
+    options = (["off"] if with_off else []) + PRESET_CHOICES
+    return [
+        io.Combo.Input("preset", options=options, default="llamagen",
+                       tooltip="Entropy-temperature parameters per model family (paper Table 5); 'custom' uses "
+                               "the values below" + ("; 'off' samples without it." if with_off else ".")),
+        io.Float.Input("t0", default=2.5, min=0.0, max=10.0, step=0.05, tooltip="T0 (used with preset 'custom')."),
+        io.Float.Input("alpha", default=3.0, min=0.05, max=20.0, step=0.05,
+                       tooltip="α, the entropy scale (used with preset 'custom')."),
+        io.Float.Input("theta", default=0.6, min=0.0, max=5.0, step=0.05,
+                       tooltip="θ, the temperature floor (used with preset 'custom')."),
+        io.Float.Input("clamp_min", default=0.0, min=0.0, max=10.0, step=0.05,
+                       tooltip="Lowest temperature allowed; 0 = no clamp (preset 'custom')."),
+        io.Float.Input("clamp_max", default=0.0, min=0.0, max=10.0, step=0.05,
+                       tooltip="Highest temperature allowed; 0 = no clamp (preset 'custom')."),
+        io.Combo.Input("entropy_source", options=["filtered", "raw"], default="filtered",
+                       tooltip="Measure the entropy after top-k/top-p (released LlamaGen code) or before."),
+    ]
+
+
+def entropy_temperature(preset, t0, alpha, theta, clamp_min, clamp_max, entropy_source) -> EntropyTemperature | None:
+    if preset == "off":
+        return None
+    if preset == "custom":
+        return EntropyTemperature(t0, alpha, theta, clamp_min or None, clamp_max or None, entropy_source)
+    base = PRESETS[preset]
+    return EntropyTemperature(base.t0, base.alpha, base.theta, base.clamp_min, base.clamp_max, entropy_source)
+
+
+ACCEPTANCE_CHOICES = {"exact (lossless)": "exact", "entropy (lossy, paper rule)": "entropy",
+                      "entropy-scale (lossy, released code)": "entropy-scale", "constant (lossy, ablation)": "constant"}
+
+
+class EntropySJDSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="ARsampleEntropySJDSampler",
+            display_name="AR Sampler (Entropy SJD)",
+            category=CATEGORY,
+            description="Speculative Jacobi decoding: drafts a window of tokens and verifies them in one model "
+                        "pass, so fewer passes per image. 'exact' gives the same distribution as plain sampling; "
+                        "the entropy rules (Ma et al., NeurIPS 2025) accept more drafts where the model is unsure "
+                        "and are faster but lossy. 'coupled' keeps drafts stable (MC-SJD) and stays lossless.",
+            inputs=common_inputs() + [
+                io.Combo.Input("acceptance", options=list(ACCEPTANCE_CHOICES), default="exact (lossless)",
+                               tooltip="How drafts are accepted. Only 'exact' is lossless."),
+                io.Int.Input("window", default=16, min=1, max=64,
+                             tooltip="Tokens per model pass (1 = plain sampling). The paper uses 16."),
+                io.Combo.Input("init", options=["repeat", "random", "sample-left"], default="repeat",
+                               tooltip="How new draft positions start: copy the left neighbour, a random token, "
+                                       "or a sample from the last predicted distribution."),
+                io.Boolean.Input("coupled", default=False,
+                                 tooltip="Coupled drafts (same random noise per position across passes): far "
+                                         "fewer passes, still lossless with 'exact'."),
+            ] + entropy_inputs(with_off=True) + preview_inputs(),
+            outputs=sampler_outputs(),
+        )
+
+    @classmethod
+    def execute(cls, model, conditioning, seed, cfg, top_k, top_p, temperature, cfg_interval, acceptance, window,
+                init, coupled, preset, t0, alpha, theta, clamp_min, clamp_max, entropy_source, vq=None,
+                preview=True) -> io.NodeOutput:
+        settings = SamplerSettings(cfg_scale=cfg, cfg_interval=cfg_interval, top_k=top_k, top_p=top_p,
+                                   temperature=temperature,
+                                   entropy=entropy_temperature(preset, t0, alpha, theta, clamp_min, clamp_max,
+                                                               entropy_source))
+        rule = ACCEPTANCE_CHOICES.get(acceptance, acceptance)
+        sjd = SJDSettings(window=window, acceptance=rule, init=init, coupled=coupled)
+        name = ("coupled" if coupled else "sjd") + ("" if rule == "exact" else "-" + rule)
+        return run_sampler(NamedSampler(name, settings, sjd), model, conditioning, seed, vq, preview)
+
+
 class EntropySampler(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -91,33 +165,14 @@ class EntropySampler(io.ComfyNode):
             description="Entropy-informed temperature (Ma et al., NeurIPS 2025): each token's temperature is "
                         "T0·exp(−H/α)+θ from the entropy H of its distribution, so flat regions get more "
                         "variety and detailed regions cleaner structure. No extra model passes.",
-            inputs=common_inputs() + [
-                io.Combo.Input("preset", options=PRESET_CHOICES, default="llamagen",
-                               tooltip="Parameters from the paper per model family; 'custom' uses the values below."),
-                io.Float.Input("t0", default=2.5, min=0.0, max=10.0, step=0.05, tooltip="T0 (used with preset 'custom')."),
-                io.Float.Input("alpha", default=3.0, min=0.05, max=20.0, step=0.05,
-                               tooltip="α, the entropy scale (used with preset 'custom')."),
-                io.Float.Input("theta", default=0.6, min=0.0, max=5.0, step=0.05,
-                               tooltip="θ, the temperature floor (used with preset 'custom')."),
-                io.Float.Input("clamp_min", default=0.0, min=0.0, max=10.0, step=0.05,
-                               tooltip="Lowest temperature allowed; 0 = no clamp (preset 'custom')."),
-                io.Float.Input("clamp_max", default=0.0, min=0.0, max=10.0, step=0.05,
-                               tooltip="Highest temperature allowed; 0 = no clamp (preset 'custom')."),
-                io.Combo.Input("entropy_source", options=["filtered", "raw"], default="filtered",
-                               tooltip="Measure the entropy after top-k/top-p (released LlamaGen code) or before."),
-            ] + preview_inputs(),
+            inputs=common_inputs() + entropy_inputs(with_off=False) + preview_inputs(),
             outputs=sampler_outputs(),
         )
 
     @classmethod
     def execute(cls, model, conditioning, seed, cfg, top_k, top_p, temperature, cfg_interval, preset, t0, alpha,
                 theta, clamp_min, clamp_max, entropy_source, vq=None, preview=True) -> io.NodeOutput:
-        if preset == "custom":
-            entropy = EntropyTemperature(t0, alpha, theta, clamp_min or None, clamp_max or None, entropy_source)
-        else:
-            base = PRESETS[preset]
-            entropy = EntropyTemperature(base.t0, base.alpha, base.theta, base.clamp_min, base.clamp_max,
-                                         entropy_source)
+        entropy = entropy_temperature(preset, t0, alpha, theta, clamp_min, clamp_max, entropy_source)
         settings = SamplerSettings(cfg_scale=cfg, cfg_interval=cfg_interval, top_k=top_k, top_p=top_p,
                                    temperature=temperature, entropy=entropy)
         return run_sampler(NamedSampler("entropy", settings), model, conditioning, seed, vq, preview)

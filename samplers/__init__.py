@@ -1,7 +1,8 @@
 """Model-agnostic samplers for autoregressive image models (pure torch)."""
 
 from .ar import sample_ar
-from .catalog import SAMPLER_NAMES, NamedSampler, named_sampler
+from .catalog import AR_SAMPLERS, SAMPLER_NAMES, NamedSampler, named_sampler
+from .sjd import ACCEPTANCE_RULES, DRAFT_INITS, SJDSettings, sample_sjd
 from .distribution import token_distribution
 from .entropy import PRESETS, EntropyTemperature, entropy, preset
 from .interface import ARModel, DecodeSession
@@ -11,7 +12,7 @@ from .rng import make_generator, sample_categorical
 from .settings import SamplerSettings
 
 __all__ = [
-    "sample_ar", "SAMPLER_NAMES", "NamedSampler", "named_sampler", "token_distribution", "PRESETS", "EntropyTemperature", "entropy", "preset", "ARModel",
+    "sample_ar", "sample_sjd", "SJDSettings", "ACCEPTANCE_RULES", "DRAFT_INITS", "AR_SAMPLERS", "SAMPLER_NAMES", "NamedSampler", "named_sampler", "token_distribution", "PRESETS", "EntropyTemperature", "entropy", "preset", "ARModel",
     "DecodeSession", "apply_cfg", "filter_top_k_top_p", "SamplingResult", "SamplingStats", "make_generator",
     "sample_categorical", "SamplerSettings",
 ]

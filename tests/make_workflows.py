@@ -24,11 +24,23 @@ LLAMAGEN_MODELS = {
 }
 
 
+# (title, node type, extra widget values) per sampler row; all rows share the seed and settings.
+SAMPLER_ROWS = [
+    ("Plain (LlamaGen)", "ARsampleSampler", {}),
+    ("Entropy temperature", "ARsampleEntropySampler", {"preset": "llamagen"}),
+    ("SJD, exact acceptance (lossless)", "ARsampleEntropySJDSampler",
+     {"acceptance": "exact (lossless)", "preset": "off", "window": 16}),
+    ("SJD, entropy acceptance (lossy)", "ARsampleEntropySJDSampler",
+     {"acceptance": "entropy (lossy, paper rule)", "preset": "off", "window": 16}),
+    ("Coupled SJD, exact (lossless)", "ARsampleEntropySJDSampler",
+     {"acceptance": "exact (lossless)", "preset": "off", "window": 16, "coupled": True}),
+]
+
+
 def comparison(model: str, vq: str, classes: str, cfg: float, top_k: int, prefix: str, model_props=None,
-               vq_props=None, note: str = "") -> tuple[list[Node], list[dict]]:
-    """Loader pair → class condition → plain and entropy samplers (same seed) → decode, entropy map, save."""
+               vq_props=None) -> tuple[list[Node], list[dict]]:
+    """Loader pair → class condition → every sampler row (same seed) → decode, entropy map, save, stats."""
     common = {"seed": 0, "cfg": cfg, "top_k": top_k, "top_p": 1.0, "temperature": 1.0, "cfg_interval": -1}
-    sampler_links = {"model": (1, 0), "conditioning": (3, 0), "vq": (2, 0)}
     nodes = [
         Node(1, "ARsampleModelLoader", (0, 0), {"ckpt_name": model}, size=(320, 110),
              properties={"models": [model_props]} if model_props else {}),
@@ -36,32 +48,31 @@ def comparison(model: str, vq: str, classes: str, cfg: float, top_k: int, prefix
              properties={"models": [vq_props]} if vq_props else {}),
         Node(3, "ARsampleClassCondition", (0, 300), {"classes": classes, "batch_size": 1}, {"model": (1, 0)},
              size=(320, 110)),
-        Node(4, "ARsampleSampler", (380, 0), common, sampler_links, title="Plain sampler (LlamaGen)",
-             size=(330, 300)),
-        Node(5, "ARsampleEntropySampler", (380, 380), {**common, "preset": "llamagen"}, sampler_links,
-             title="Entropy-temperature sampler", size=(330, 480)),
-        Node(6, "ARsampleVQDecode", (760, 0), {}, {"vq": (2, 0), "tokens": (4, 0)}, size=(220, 60)),
-        Node(7, "ARsampleVQDecode", (760, 380), {}, {"vq": (2, 0), "tokens": (5, 0)}, size=(220, 60)),
-        Node(8, "ARsampleEntropyMap", (760, 120), {"overlay": 0.0, "max_entropy": 0.0},
-             {"tokens": (4, 0), "image": (6, 0)}, size=(240, 110)),
-        Node(9, "ARsampleEntropyMap", (760, 500), {"overlay": 0.0, "max_entropy": 0.0},
-             {"tokens": (5, 0), "image": (7, 0)}, size=(240, 110)),
-        Node(10, "SaveImage", (1040, 0), {"filename_prefix": f"{prefix}/plain"}, {"images": (6, 0)},
-             title="Plain", size=(300, 300)),
-        Node(11, "SaveImage", (1040, 380), {"filename_prefix": f"{prefix}/entropy"}, {"images": (7, 0)},
-             title="Entropy temperature", size=(300, 300)),
-        Node(12, "PreviewImage", (1380, 0), {}, {"images": (8, 0)}, title="Plain: entropy map", size=(300, 300)),
-        Node(13, "PreviewImage", (1380, 380), {}, {"images": (9, 0)}, title="Entropy sampler: entropy map",
-             size=(300, 300)),
-        Node(14, "PreviewAny", (380, 320), {}, {"source": (4, 1)}, title="Plain: stats", size=(330, 50)),
-        Node(15, "PreviewAny", (380, 880), {}, {"source": (5, 1)}, title="Entropy: stats", size=(330, 50)),
     ]
-    groups = [
-        {"id": 1, "title": "Plain (LlamaGen)" + note, "bounding": [370, -40, 1330, 400], "color": "#3f789e",
-         "font_size": 20, "flags": {}},
-        {"id": 2, "title": "Entropy temperature (same seed)", "bounding": [370, 340, 1330, 600],
-         "color": "#a1309b", "font_size": 20, "flags": {}},
-    ]
+    groups = []
+    row_height = 520
+    for r, (title, node_type, extra) in enumerate(SAMPLER_ROWS):
+        y = r * row_height
+        base = 10 + 10 * r
+        slug = title.split(",")[0].split(" (")[0].lower().replace(" ", "_")
+        if "exact" in title or "entropy acceptance" in title:
+            slug += "_exact" if "exact" in title else "_entropy"
+        nodes += [
+            Node(base, node_type, (380, y), {**common, **extra},
+                 {"model": (1, 0), "conditioning": (3, 0), "vq": (2, 0)}, title=title, size=(330, 420)),
+            Node(base + 1, "ARsampleVQDecode", (760, y), {}, {"vq": (2, 0), "tokens": (base, 0)}, size=(220, 60)),
+            Node(base + 2, "ARsampleEntropyMap", (760, y + 100), {"overlay": 0.0, "max_entropy": 0.0},
+                 {"tokens": (base, 0), "image": (base + 1, 0)}, size=(240, 110)),
+            Node(base + 3, "SaveImage", (1040, y), {"filename_prefix": f"{prefix}/{slug}"}, {"images": (base + 1, 0)},
+                 title=f"{title}: images", size=(300, 300)),
+            Node(base + 4, "PreviewImage", (1380, y), {}, {"images": (base + 2, 0)}, title=f"{title}: entropy map",
+                 size=(300, 300)),
+            Node(base + 5, "PreviewAny", (760, y + 260), {}, {"source": (base, 1)}, title=f"{title}: stats",
+                 size=(260, 120)),
+        ]
+        groups.append({"id": r + 1, "title": title + " — same seed", "bounding": [370, y - 40, 1330, row_height - 30],
+                       "color": ["#3f789e", "#a1309b", "#8a8a2a", "#b06634", "#2a8a5a"][r], "font_size": 20,
+                       "flags": {}})
     return nodes, groups
 
 
@@ -87,6 +98,32 @@ def write_all(object_info: dict, out_dir: Path = WORKFLOWS) -> list[Path]:
     return written
 
 
+def write_thumbnails(out_dir: Path = WORKFLOWS) -> None:
+    """Same-name .jpg thumbnails for the template browser."""
+    from PIL import Image, ImageDraw
+
+    from arsample.cli.demo import comparison_sheet
+    from arsample.models.embedded import load_embedded
+    from arsample.samplers import SamplerSettings, named_sampler
+
+    gpt, vq = load_embedded("tiny")
+    base = SamplerSettings(cfg_scale=3.0)
+    samplers = [named_sampler(n, base) for n in ("plain", "entropy", "sjd", "sjd-entropy", "coupled")]
+    sheet, _ = comparison_sheet(gpt, vq, [0, 5, 2, 9], samplers, seed=0)
+    img = Image.fromarray(sheet)
+    img.thumbnail((640, 640))
+    img.save(out_dir / "ARsample_embedded_compare_samplers.jpg", quality=90)
+
+    card = Image.new("RGB", (640, 360), (24, 26, 32))
+    draw = ImageDraw.Draw(card)
+    lines = ["LlamaGen c2i (c2i_L_384.pt + vq_ds16_c2i.pt)", "", "plain  vs  entropy temperature",
+             "vs  SJD exact  vs  SJD entropy  vs  coupled SJD", "", "same seed, side by side, with entropy maps",
+             "", "models: huggingface.co/FoundationVision/LlamaGen"]
+    for i, line in enumerate(lines):
+        draw.text((32, 40 + 32 * i), line, fill=(235, 235, 235))
+    card.save(out_dir / "ARsample_llamagen_c2i_compare_samplers.jpg", quality=90)
+
+
 def main() -> int:
     sys.path.insert(0, str(Path(__file__).parent))
     from comfyui_env import ComfyServer, cache_dir, comfyui_python, comfyui_tree
@@ -97,6 +134,7 @@ def main() -> int:
     with ComfyServer(python, tree, ROOT) as server:
         for path in write_all(server.object_info()):
             print("wrote", path)
+    write_thumbnails()
     return 0
 
 

@@ -71,17 +71,23 @@ def _run(dist, gpt, vq, evaluator, samplers, per_class, seeds, classes) -> dict 
     for i, job in enumerate(jobs):
         if i % world != rank:
             continue
-        cond = LlamaGenCondition(labels=torch.full((job.count,), job.label, dtype=torch.long))
         started = time.perf_counter()
-        result = job.sampler.run(gpt, cond, seed=job.job_seed())
-        images = vq.decode_codes(result.tokens).clamp(-1, 1)
+        if job.sampler.sjd is None:  # AR: the whole job is one batch
+            cond = LlamaGenCondition(labels=torch.full((job.count,), job.label, dtype=torch.long))
+            results = [job.sampler.run(gpt, cond, seed=job.job_seed())]
+        else:  # SJD: one image per call, so forward passes are per image (batches advance at their slowest)
+            one = LlamaGenCondition(labels=torch.tensor([job.label]))
+            results = [job.sampler.run(gpt, one, seed=job.job_seed() + n) for n in range(job.count)]
+        tokens = torch.cat([r.tokens for r in results])
+        images = vq.decode_codes(tokens).clamp(-1, 1)
         seconds = time.perf_counter() - started
+        nfe = float(np.mean([r.stats.forward_passes for r in results]))
+        ent = torch.cat([r.entropy for r in results]).float().cpu()
         pred, feats = predict(evaluator, images.cpu())
-        ent = result.entropy.float().cpu()
         mine.append({"index": i, "pred": pred, "features": feats, "seconds": seconds,
-                     "nfe": result.stats.forward_passes, "images": job.count,
+                     "nfe": nfe, "images": job.count,
                      "entropy_sum": float(ent.sum()), "entropy_sq": float(ent.pow(2).sum()),
-                     "entropy_n": ent.numel(), "extra": result.stats.extra})
+                     "entropy_n": ent.numel(), "extra": results[0].stats.extra})
     if dist:
         gathered = [None] * world
         dist.gather_object(mine, gathered if rank == 0 else None, dst=0)
@@ -129,6 +135,9 @@ def _table(jobs: list[BenchJob], results: dict, seeds: list[int], real: dict) ->
 def _settings_dict(sampler: NamedSampler) -> dict:
     s = sampler.settings
     out = {"cfg": s.cfg_scale, "top_k": s.top_k, "top_p": s.top_p, "temperature": s.temperature}
+    if sampler.sjd is not None:
+        out.update(window=sampler.sjd.window, acceptance=sampler.sjd.acceptance, coupled=sampler.sjd.coupled,
+                   init=sampler.sjd.init)
     if s.entropy is not None:
         e = s.entropy
         out.update(t0=e.t0, alpha=e.alpha, theta=e.theta, entropy_source=e.source)

@@ -22,7 +22,7 @@ from tinymodels import write_official_standins  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
 NODE_IDS = ["ARsampleModelLoader", "ARsampleVQLoader", "ARsampleClassCondition", "ARsampleSampler",
-            "ARsampleEntropySampler", "ARsampleVQDecode", "ARsampleEntropyMap"]
+            "ARsampleEntropySampler", "ARsampleEntropySJDSampler", "ARsampleVQDecode", "ARsampleEntropyMap"]
 
 
 @pytest.fixture(scope="module")
@@ -49,23 +49,21 @@ def _images(server, entry) -> dict[str, list[np.ndarray]]:
     return out
 
 
-def _embedded_prompt(object_info, **changes) -> dict:
-    wf = json.loads((ROOT / "workflows" / "ARsample_embedded_compare_samplers.json").read_text())
-    prompt = ui_to_api(wf, object_info)
-    for (node, key), value in changes.items():
-        prompt[node]["inputs"][key] = value
-    return prompt
-
-
-def _fresh_embedded(object_info, tag: str, seed: int) -> dict:
-    """The embedded workflow with its own seed and output prefixes (so nothing is served from cache)."""
-    prompt = _embedded_prompt(object_info)
-    for v in prompt.values():
-        if v["class_type"] in ("ARsampleSampler", "ARsampleEntropySampler"):
-            v["inputs"]["seed"] = seed
-        if v["class_type"] == "SaveImage":
-            v["inputs"]["filename_prefix"] = f"{tag}/" + v["inputs"]["filename_prefix"].split("/")[-1]
-    return prompt
+def _small_prompt(tag: str, seed: int, classes: str = "circle, ring", batch_size: int = 1,
+                  sampler: str = "ARsampleSampler") -> dict:
+    """Embedded model → one sampler → decode → save, with its own seed and prefix (never served from cache)."""
+    return {
+        "1": {"class_type": "ARsampleModelLoader",
+              "inputs": {"ckpt_name": "embedded:tiny", "weight_dtype": "auto", "image_size": "auto"}},
+        "2": {"class_type": "ARsampleVQLoader", "inputs": {"vq_name": "embedded:tiny", "weight_dtype": "fp32"}},
+        "3": {"class_type": "ARsampleClassCondition",
+              "inputs": {"model": ["1", 0], "classes": classes, "batch_size": batch_size}},
+        "4": {"class_type": sampler,
+              "inputs": {"model": ["1", 0], "conditioning": ["3", 0], "seed": seed, "cfg": 3.0, "top_k": 0,
+                         "top_p": 1.0, "temperature": 1.0, "cfg_interval": -1, "vq": ["2", 0], "preview": True}},
+        "5": {"class_type": "ARsampleVQDecode", "inputs": {"vq": ["2", 0], "tokens": ["4", 0]}},
+        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": f"{tag}/img"}},
+    }
 
 
 def test_nodes_are_registered_with_descriptions_and_tooltips(object_info):
@@ -98,20 +96,23 @@ def test_shipped_workflow_runs(server, object_info, workflow):
     assert any("forward passes" in str(o["text"]) for o in stats)
 
 
-def test_same_seed_same_image_and_seed_matters(server, object_info):
-    save = [k for k, v in _embedded_prompt(object_info).items()
-            if v["class_type"] == "SaveImage" and "entropy" in v["inputs"]["filename_prefix"]][0]
-    sampler = [k for k, v in _embedded_prompt(object_info).items() if v["class_type"] == "ARsampleEntropySampler"][0]
+@pytest.mark.parametrize("sampler", ["ARsampleEntropySampler", "ARsampleEntropySJDSampler"])
+def test_same_seed_same_image_and_seed_matters(server, sampler):
+    extra = {"preset": "llamagen", "t0": 2.5, "alpha": 3.0, "theta": 0.6, "clamp_min": 0.0, "clamp_max": 0.0,
+             "entropy_source": "filtered"}
+    if sampler == "ARsampleEntropySJDSampler":
+        extra.update(acceptance="exact (lossless)", window=16, init="repeat", coupled=True)
     runs = []
-    for prefix, seed in (("a", 11), ("b", 11), ("c", 12)):
-        prompt = _embedded_prompt(object_info, **{(save, "filename_prefix"): f"seedtest/{prefix}",
-                                                  (sampler, "seed"): seed})
-        runs.append(_images(server, server.run(prompt))[save])
+    for tag, seed in (("a", 11), ("b", 11), ("c", 12)):
+        prompt = _small_prompt(f"seed_{sampler}_{tag}", seed, classes="triangle, dots, plus", sampler=sampler)
+        prompt["4"]["inputs"].update(extra)
+        runs.append(_images(server, server.run(prompt))["6"])
+    assert len(runs[0]) == 3
     assert all(np.array_equal(x, y) for x, y in zip(runs[0], runs[1]))
     assert not all(np.array_equal(x, y) for x, y in zip(runs[0], runs[2]))
 
 
-def test_vq_file_in_model_loader_fails_with_our_message_and_server_keeps_serving(server, object_info):
+def test_vq_file_in_model_loader_fails_with_our_message_and_server_keeps_serving(server):
     prompt = {
         "1": {"class_type": "ARsampleModelLoader",
               "inputs": {"ckpt_name": "vq_in_wrong_folder.pt", "weight_dtype": "auto", "image_size": "auto"}},
@@ -125,7 +126,7 @@ def test_vq_file_in_model_loader_fails_with_our_message_and_server_keeps_serving
     assert "Load it with the VQ loader" in err["exception_message"]
     # the server is fine and the next prompt works
     assert server.get("/system_stats")["system"]
-    server.run(_fresh_embedded(object_info, "after_error", seed=77))
+    server.run(_small_prompt("after_error", seed=77))
 
 
 def test_out_of_range_class_is_a_node_error(server):
@@ -140,19 +141,9 @@ def test_out_of_range_class_is_a_node_error(server):
     assert err and "out of range" in err["exception_message"] and "0..9" in err["exception_message"]
 
 
-def _long_prompt(object_info, seed):
-    prompt = _embedded_prompt(object_info)
-    cond = [k for k, v in prompt.items() if v["class_type"] == "ARsampleClassCondition"][0]
-    prompt[cond]["inputs"]["batch_size"] = 64
-    prompt[cond]["inputs"]["classes"] = ", ".join(["circle, ring, square, dots"] * 3)
-    for v in prompt.values():
-        if v["class_type"] in ("ARsampleSampler", "ARsampleEntropySampler"):
-            v["inputs"]["seed"] = seed
-    return prompt
-
-
-def test_cancel_stops_within_a_step_and_next_run_works(server, object_info):
-    prompt_id = server.queue(_long_prompt(object_info, seed=1234))
+def test_cancel_stops_within_a_step_and_next_run_works(server):
+    prompt_id = server.queue(_small_prompt("long", seed=1234, classes=", ".join(["circle, ring, square, dots"] * 4),
+                                           batch_size=64))
     deadline = time.monotonic() + 60
     while not server.get("/queue")["queue_running"] and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -165,14 +156,14 @@ def test_cancel_stops_within_a_step_and_next_run_works(server, object_info):
     assert status["status_str"] == "error"
     assert any(m[0] == "execution_interrupted" for m in status["messages"])
     assert stopped_after < 5.0, f"took {stopped_after:.1f} s to stop"
-    server.run(_fresh_embedded(object_info, "after_cancel", seed=78))
+    server.run(_small_prompt("after_cancel", seed=78))
 
 
-def test_twenty_queued_prompts_complete_and_memory_stays_flat(server, object_info):
+def test_twenty_queued_prompts_complete_and_memory_stays_flat(server):
     ids = []
     rss = []
     for i in range(20):
-        ids.append(server.queue(_fresh_embedded(object_info, f"queue{i}", seed=1000 + i)))
+        ids.append(server.queue(_small_prompt(f"queue{i}", seed=1000 + i)))
     for i, pid in enumerate(ids):
         entry = server.wait(pid, timeout=600)
         assert entry["status"]["status_str"] == "success", execution_error(entry)
@@ -181,7 +172,7 @@ def test_twenty_queued_prompts_complete_and_memory_stays_flat(server, object_inf
     assert rss[1] - rss[0] < 64, f"server memory grew from {rss[0]:.0f} to {rss[1]:.0f} MiB over 15 prompts"
 
 
-def test_failed_load_leaves_nothing_cached(server, object_info):
+def test_failed_load_leaves_nothing_cached(server):
     """A failed loader is re-executed (not served from cache) once the file is fixed."""
     models = server.models_path / "autoregressive"
     bad = models / "later_fixed.pt"
