@@ -77,6 +77,7 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> None:
     os.close(fd)
     try:
         Image.fromarray(image).save(tmp, format="PNG")
+        _make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -90,6 +91,7 @@ def save_npy(array: np.ndarray, path: str | os.PathLike) -> None:
     os.close(fd)
     try:
         np.save(tmp, array, allow_pickle=False)
+        _make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -160,3 +162,10 @@ def partial_preview(vq, row: torch.Tensor, done: int, grid: int) -> np.ndarray:
     pixel_row = (done // grid) * (image.shape[0] // grid)
     image[pixel_row:] = (image[pixel_row:] * 0.35 + 160).astype(image.dtype)
     return image
+
+
+def _make_readable(path) -> None:
+    """mkstemp creates 0600 files; give the final file the usual permissions (0666 minus umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

@@ -107,6 +107,11 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
 
 
 def _read_pickle(path: Path) -> object:
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not zipfile.is_zipfile(path) and not head.startswith(b"\x80"):
+        raise CheckpointError(f"'{path.name}' is not a PyTorch checkpoint (neither a zip archive nor a pickle): "
+                              f"the file is truncated or corrupted, or of another kind. Download it again.")
     if not zipfile.is_zipfile(path):
         # Legacy (pre-1.6) pickles cannot be memory-mapped; they are rare for these models.
         return _torch_load(path, mmap=False)
@@ -157,7 +162,15 @@ def save_safetensors_atomic(state: Mapping[str, torch.Tensor], path: str | os.Pa
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
+        _make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _make_readable(path) -> None:
+    """mkstemp creates 0600 files; give the final file the usual permissions (0666 minus umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

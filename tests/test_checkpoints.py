@@ -177,3 +177,10 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch, tiny_c2i):
     with pytest.raises(OSError):
         save_safetensors_atomic(tiny_c2i.state_dict(), tmp_path / "out.safetensors")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_garbage_pt_file_is_called_corrupted(tmp_path):
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        read_checkpoint(path)

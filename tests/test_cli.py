@@ -133,3 +133,24 @@ def test_console_script_is_installed():
     out = subprocess.run([exe, "generate", "--help"], capture_output=True, text=True, check=True).stdout
     for flag in ("--gpt", "--vq", "--classes", "--sampler", "--save-tokens", "--entropy-map", "--preset", "--dtype"):
         assert flag in out
+
+
+@pytest.mark.parametrize("extra", [["--acceptance", "exact"], ["--acceptance", "entropy", "--coupled"],
+                                   ["--acceptance", "entropy-scale", "--window", "4", "--init", "random"],
+                                   ["--entropy-temperature", "--coupled"]])
+def test_generate_with_sjd(tiny_files, tmp_path, capsys, extra):
+    gpt, vq = tiny_files
+    rc, out = _generate(gpt, vq, tmp_path, "--sampler", "sjd", *extra)
+    assert rc == 0
+    assert np.load(tmp_path / "tokens.npy").shape == (3, 16)
+    text = capsys.readouterr().out
+    assert "tokens per forward" in text and "acceptance rate" in text
+
+
+def test_sjd_window_one_matches_plain_in_the_cli(tiny_files, tmp_path):
+    gpt, vq = tiny_files
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert _generate(gpt, vq, tmp_path / "a", "--sampler", "plain")[0] == 0
+    assert _generate(gpt, vq, tmp_path / "b", "--sampler", "sjd", "--window", "1")[0] == 0
+    assert np.array_equal(np.load(tmp_path / "a" / "tokens.npy"), np.load(tmp_path / "b" / "tokens.npy"))

@@ -26,19 +26,20 @@ BACKGROUNDS = ("plain", "vertical-gradient", "horizontal-gradient", "stripes")
 
 
 def _background(rng: np.random.Generator, colours: np.ndarray) -> np.ndarray:
-    kind = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
+    """Half plain, a quarter soft gradients (a colour to a lighter or darker shade), a quarter wide stripes."""
     a, b = colours
     size = _DRAW_SIZE
+    kind = rng.choice(BACKGROUNDS, p=[0.5, 0.125, 0.125, 0.25])
     if kind == "plain":
         return np.broadcast_to(a, (size, size, 3)).copy()
     if kind == "stripes":
-        period = int(rng.choice([8, 16]))
+        period = 16  # 8 px at the final size: each band is 4 token rows
         phase = int(rng.integers(period))
         rows = ((np.arange(size) + phase) // (period // 2)) % 2
         return np.where(rows[:, None, None] == 0, a, b) * np.ones((1, size, 1), np.float32)
+    shade = np.clip(a + rng.choice([-1.0, 1.0]) * 70.0, 0, 255)
     ramp = np.linspace(0.0, 1.0, size, dtype=np.float32)[:, None, None]
-    img = a * (1 - ramp) + b * ramp  # top to bottom
-    img = np.broadcast_to(img, (size, size, 3))
+    img = np.broadcast_to(a * (1 - ramp) + shade * ramp, (size, size, 3))  # top to bottom
     return (img if kind == "vertical-gradient" else img.transpose(1, 0, 2)).copy()
 
 

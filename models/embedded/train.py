@@ -29,9 +29,9 @@ from ..checkpoint import save_safetensors_atomic
 from ..llamagen import GPTConfig, LlamaGenCondition, LlamaGenGPT, LlamaGenVQ, VQConfig, load_vq
 from .dataset import IMAGE_SIZE, NUM_CLASSES, make_batch, to_model_range
 
-TINY_VQ = VQConfig(codebook_size=256, codebook_embed_dim=8, z_channels=32, base_channels=32, ch_mult=(1, 2),
+TINY_VQ = VQConfig(codebook_size=128, codebook_embed_dim=8, z_channels=32, base_channels=32, ch_mult=(1, 2),
                    num_res_blocks=1, name="tiny-shapes-vq")
-TINY_GPT = GPTConfig(dim=128, n_layer=6, n_head=4, multiple_of=64, vocab_size=256, num_classes=NUM_CLASSES,
+TINY_GPT = GPTConfig(dim=128, n_layer=6, n_head=4, multiple_of=64, vocab_size=128, num_classes=NUM_CLASSES,
                      cls_token_num=1, grid_size=IMAGE_SIZE // TINY_VQ.downsample, name="tiny-shapes-gpt")
 
 TRAIN_SEED = 0  # dataset seed of the training images
@@ -43,7 +43,7 @@ class TrainSettings:
     """Hyper-parameters of the embedded model's training run."""
 
     seed: int = 0
-    vq_steps: int = 600
+    vq_steps: int = 500
     vq_batch: int = 32
     vq_lr: float = 2e-3
     commit_beta: float = 0.25

@@ -42,9 +42,11 @@ def load_gpt(path: str | os.PathLike, *, override: Mapping | None = None, dtype=
              device: str | torch.device = "cpu") -> LlamaGenGPT:
     """Load a LlamaGen GPT (c2i or t2i) with strict key checking.
 
+    ``path`` is a checkpoint file or the name of an embedded model (``"tiny"``).
     ``override`` may set any GPTConfig field plus ``image_size`` and ``downsample``
     (default 16), e.g. ``{"n_head": 12, "image_size": 384}``.
     """
+    path = _embedded_or_path(path, "gpt")
     state, metadata = read_checkpoint(path)
     return gpt_from_state_dict(state, Path(path).name, metadata, override=override, dtype=dtype, device=device)
 
@@ -62,7 +64,8 @@ def gpt_from_state_dict(state: dict[str, torch.Tensor], filename: str = "", meta
 
 def load_vq(path: str | os.PathLike, *, override: Mapping | None = None, dtype="fp32",
             device: str | torch.device = "cpu") -> LlamaGenVQ:
-    """Load a LlamaGen VQ tokenizer; its whole config is read from tensor shapes."""
+    """Load a LlamaGen VQ tokenizer (file, or embedded model name); its config comes from tensor shapes."""
+    path = _embedded_or_path(path, "vq")
     state, metadata = read_checkpoint(path)
     return vq_from_state_dict(state, Path(path).name, metadata, override=override, dtype=dtype, device=device)
 
@@ -76,6 +79,15 @@ def vq_from_state_dict(state: dict[str, torch.Tensor], filename: str = "", metad
     state.setdefault("quantize.codebook_used", torch.zeros(65536))  # absent when usage tracking was off
     model = _build(LlamaGenVQ, config, state, filename)
     return model.to(device=device, dtype=parse_dtype(dtype)).eval().requires_grad_(False)
+
+
+def _embedded_or_path(path, role: str):
+    """An embedded model's file when ``path`` is its name (e.g. "tiny") and no such file exists."""
+    from ..embedded import EMBEDDED_MODELS, embedded_paths
+
+    if isinstance(path, str) and path.lower() in EMBEDDED_MODELS and not Path(path).exists():
+        return embedded_paths(path)[role]
+    return path
 
 
 def _expect_kind(state: Mapping[str, torch.Tensor], wanted: tuple[str, ...], filename: str, role: str) -> None:

@@ -142,8 +142,9 @@ def test_out_of_range_class_is_a_node_error(server):
 
 
 def test_cancel_stops_within_a_step_and_next_run_works(server):
+    # 512 images: many seconds of sampling on any CPU, so Cancel lands inside the token loop.
     prompt_id = server.queue(_small_prompt("long", seed=1234, classes=", ".join(["circle, ring, square, dots"] * 4),
-                                           batch_size=64))
+                                           batch_size=32))
     deadline = time.monotonic() + 60
     while not server.get("/queue")["queue_running"] and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -155,7 +156,9 @@ def test_cancel_stops_within_a_step_and_next_run_works(server):
     status = entry["status"]
     assert status["status_str"] == "error"
     assert any(m[0] == "execution_interrupted" for m in status["messages"])
-    assert stopped_after < 5.0, f"took {stopped_after:.1f} s to stop"
+    # The loop checks Cancel every step (a step here is well under a second); allow for a slow CI machine.
+    assert stopped_after < 10.0, f"took {stopped_after:.1f} s to stop"
+    assert "6" not in (entry.get("outputs") or {})  # nothing was saved: it stopped before decoding
     server.run(_small_prompt("after_cancel", seed=78))
 
 
