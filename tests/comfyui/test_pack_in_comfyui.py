@@ -192,3 +192,17 @@ def test_failed_load_leaves_nothing_cached(server):
     server.run(prompt)  # now loads: nothing half-loaded was cached
     bad.unlink()
 
+
+
+def test_imagenet_class_names_work_for_official_c2i_models(server):
+    prompt = {
+        "1": {"class_type": "ARsampleModelLoader",
+              "inputs": {"ckpt_name": "c2i_L_384.pt", "weight_dtype": "auto", "image_size": "auto"}},
+        "2": {"class_type": "ARsampleClassCondition",
+              "inputs": {"model": ["1", 0], "classes": "golden retriever, 360", "batch_size": 2}},
+        "3": {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}},
+    }
+    server.run(prompt)
+    prompt["2"]["inputs"]["classes"] = "golden retrievr"
+    err = execution_error(server.run(prompt, check=False))
+    assert err and "Unknown class 'golden retrievr'" in err["exception_message"]
