@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 
 from ..errors import ARSampleError
 from ..models.checkpoint import read_checkpoint, save_safetensors_atomic

@@ -40,7 +40,7 @@ def sample_ar(model: ARModel, cond: Any, settings: SamplerSettings, *, num_token
     device = model.device
     gen = generator or make_generator(seed, device)
     base_t = settings.temperature_column(batch, device)
-    greedy = _greedy_rows(settings, batch, device)
+    greedy = settings.greedy_rows(batch, device)
 
     tokens = torch.empty(batch, total, dtype=torch.long, device=device)
     ent = torch.empty(batch, total, dtype=torch.float32, device=device)
@@ -65,10 +65,3 @@ def sample_ar(model: ARModel, cond: Any, settings: SamplerSettings, *, num_token
                           num_tokens=total, mean_entropy=float(ent.mean()))
     return SamplingResult(tokens, ent, temps, stats)
 
-
-def _greedy_rows(settings: SamplerSettings, batch: int, device) -> torch.Tensor | None:
-    temps = settings.temperature if isinstance(settings.temperature, (list, tuple)) else [settings.temperature]
-    if all(float(t) > 0 for t in temps):
-        return None
-    col = torch.tensor([float(t) <= 0 for t in temps], device=device).reshape(-1, 1)
-    return col.expand(batch, 1) if col.shape[0] == 1 else col

@@ -45,6 +45,17 @@ class SamplerSettings:
             raise SamplingError(f"Got {len(self.temperature)} temperatures for a batch of {batch_size}; "
                                 f"give one value or one per sample.")
 
+    def greedy_rows(self, batch_size: int, device) -> torch.Tensor | None:
+        """(B, 1) bool mask of samples with temperature 0 (greedy), or None when there are none.
+
+        Decided from the settings on the host, so the sampling loop never syncs to ask.
+        """
+        temps = self.temperature if isinstance(self.temperature, (list, tuple)) else [self.temperature]
+        if all(float(t) > 0 for t in temps):
+            return None
+        col = torch.tensor([float(t) <= 0 for t in temps], device=device).reshape(-1, 1)
+        return col.expand(batch_size, 1) if col.shape[0] == 1 else col
+
     def temperature_column(self, batch_size: int, device) -> torch.Tensor:
         """Temperatures as a (B, 1) float32 column."""
         t = torch.as_tensor(self.temperature, dtype=torch.float32, device=device).reshape(-1, 1)

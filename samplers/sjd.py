@@ -139,16 +139,12 @@ def sample_sjd(model: ARModel, cond: Any, settings: SamplerSettings, sjd: SJDSet
     device = model.device
     gen = generator or make_generator(seed, device)
     base_t = settings.temperature_column(batch, device)
-    greedy = None
-    temps_list = settings.temperature if isinstance(settings.temperature, (list, tuple)) else [settings.temperature]
-    if any(float(t) <= 0 for t in temps_list):
-        greedy = torch.tensor([float(t) <= 0 for t in temps_list], device=device).reshape(-1, 1).expand(batch, 1)
+    greedy = settings.greedy_rows(batch, device)
     gumbel = _Gumbel(gen, batch, vocab, device) if sjd.coupled else None
 
     def distribution(logits, first_pos):
         rows = logits if logits.dim() == 3 else logits[:, None]
-        # guidance switches per position with cfg_interval: positions are all on one side in practice,
-        # so use the first position's setting for the pass
+        # cfg_interval is applied per pass, at the pass's first position
         return token_distribution(rows, settings, base_t, settings.cfg_active(first_pos), session.guided, greedy)
 
     tokens = torch.empty(batch, total, dtype=torch.long, device=device)

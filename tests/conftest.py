@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from arsample.models.checkpoint import save_safetensors_atomic
 from arsample.models.llamagen import LlamaGenGPT, LlamaGenVQ

@@ -14,7 +14,6 @@ import torch
 
 from arsample.cli import main
 from arsample.models.embedded import embedded_paths, load_embedded, load_evaluator
-from arsample.models.embedded.benchmark import run_benchmark
 from arsample.models.embedded.dataset import IMAGE_SIZE, make_batch, to_model_range
 from arsample.models.embedded.evaluator import frechet_distance, predict
 from arsample.models.llamagen import LlamaGenCondition
