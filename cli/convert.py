@@ -1,4 +1,8 @@
-"""`arsample convert`: official .pt checkpoint → .safetensors with its config in the metadata."""
+"""`arsample convert`: official .pt checkpoint → .safetensors with its config in the metadata.
+
+Also takes a T5 text encoder (a Hugging Face folder such as flan-t5-xl/, or a weights file) and
+writes its encoder alone, one file, as ComfyUI users keep text encoders.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from .common import output_path
 
 def register(sub) -> None:
     p = sub.add_parser("convert", help="convert a checkpoint to .safetensors (config stored in metadata)")
-    p.add_argument("input", help="checkpoint to read (.pt or .safetensors)")
+    p.add_argument("input", help="checkpoint to read (.pt or .safetensors), or a T5 folder (e.g. flan-t5-xl/)")
     p.add_argument("output", help=".safetensors file to write")
     p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default=None,
                    help="cast floating-point weights (default: keep)")
@@ -29,6 +33,8 @@ def run(args) -> int:
         raise ARSampleError(f"The output must end in .safetensors; got '{dst.name}'.")
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise ARSampleError("Input and output are the same file; choose another output name.")
+    if src.is_dir() or _is_t5_file(src):
+        return _convert_t5(src, dst, args.dtype)
     state, metadata = read_checkpoint(src)
     kind = detect_kind(state)
     if kind.startswith("gpt"):
@@ -44,4 +50,40 @@ def run(args) -> int:
     save_safetensors_atomic(tensors, dst, model.config.to_metadata())
     size = sum(v.numel() * v.element_size() for v in tensors.values()) / 1e6
     print(f"wrote {dst} ({kind}, {model.config.name or 'custom'}, {size:.1f} MB)")
+    return 0
+
+
+def _is_t5_file(path: Path) -> bool:
+    if path.suffix.lower() != ".safetensors" or not path.is_file():
+        return False
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return "shared.weight" in f.keys()
+    except Exception:  # noqa: BLE001 - not readable as safetensors: read_checkpoint reports it
+        return False
+
+
+def _convert_t5(src: Path, dst: Path, dtype: str | None) -> int:
+    """The T5 encoder of ``src`` (folder or file) → one .safetensors with its config in the metadata."""
+    import dataclasses
+    import json
+
+    import torch
+
+    from ..models.checkpoint import check_state_matches
+    from ..models.t5 import T5Encoder, find_t5_files, infer_t5_config, read_t5_encoder_state
+
+    files = find_t5_files(src)
+    state = read_t5_encoder_state(files)
+    config = infer_t5_config(state, files.hf_config)
+    with torch.device("meta"):
+        check_state_matches(T5Encoder(config), state, files.name, "T5 encoder")
+    cast = parse_dtype(dtype) if dtype else None
+    tensors = {k: (v.to(cast) if cast is not None and v.is_floating_point() else v).contiguous()
+               for k, v in state.items()}
+    save_safetensors_atomic(tensors, dst, {"t5_config": json.dumps(dataclasses.asdict(config))})
+    size = sum(v.numel() * v.element_size() for v in tensors.values()) / 1e6
+    print(f"wrote {dst} (T5 encoder, {config.num_layers} layers, width {config.d_model}, {size:.1f} MB)")
     return 0

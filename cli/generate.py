@@ -1,8 +1,9 @@
-"""`arsample generate`: sample class-conditional images with the plain or entropy sampler."""
+"""`arsample generate`: sample images for classes (c2i) or prompts (t2i) with any of our samplers."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,6 +12,8 @@ from .. import imaging
 from ..errors import ARSampleError
 from ..models.embedded import embedded_paths
 from ..models.llamagen import LlamaGenCondition, check_pair, load_gpt, load_vq
+from ..models.t5 import load_t5
+from ..models.t5.text_encoder import check_width
 from ..samplers import PRESETS, SamplerSettings, SJDSettings, preset, sample_ar, sample_sjd
 from .common import output_path, parse_int_list, pick_device
 from .embedded_args import add_sjd_flags
@@ -24,9 +27,20 @@ def register(sub) -> None:
     p.add_argument("--gpt", help="GPT checkpoint (.pt or .safetensors)")
     p.add_argument("--vq", help="VQ tokenizer checkpoint (.pt or .safetensors)")
     p.add_argument("--model", help="an embedded model by name instead of --gpt/--vq (e.g. 'tiny')")
-    p.add_argument("--classes", required=True, help="class ids, one image each, in order (repeat for more)")
+    p.add_argument("--classes", help="class-to-image: class ids, one image each, in order (repeat for more)")
+    p.add_argument("--prompt", action="append",
+                   help="text-to-image: a prompt, one image each (give --prompt several times for a batch)")
+    p.add_argument("--t5", help="text-to-image: the FLAN-T5-XL encoder, a Hugging Face folder or .safetensors file")
+    p.add_argument("--t5-tokenizer", help="tokenizer.json for --t5 (default: the folder's own, else the bundled "
+                                          "T5 v1.1 tokenizer, which FLAN-T5 shares)")
+    p.add_argument("--t5-dtype", choices=("fp32", "bf16", "fp16"), default=None,
+                   help="T5 weight dtype (default: bf16 on CUDA, fp32 on CPU)")
+    p.add_argument("--no-prompt-cleaning", action="store_true",
+                   help="feed prompts as typed (the reference lower-cases and tidies them first)")
     p.add_argument("--sampler", choices=SAMPLERS, default="plain")
-    p.add_argument("--cfg", type=float, default=4.0, help="classifier-free guidance scale (1 = off)")
+    p.add_argument("--cfg", type=float, default=None,
+                   help="classifier-free guidance scale, 1 = off (default: 4 for classes, 7.5 for prompts, "
+                        "as the LlamaGen demos)")
     p.add_argument("--cfg-interval", type=int, default=-1, help="guided decode steps (-1 = all)")
     p.add_argument("--top-k", type=int, default=0, help="0 = off")
     p.add_argument("--top-p", type=float, default=1.0, help="1.0 = off")
@@ -58,7 +72,8 @@ def settings_from_args(args) -> SamplerSettings:
     if args.sampler == "entropy" or args.entropy_temperature:
         entropy = preset(args.preset, t0=args.t0, alpha=args.alpha, theta=args.theta, clamp_min=args.clamp_min,
                          clamp_max=args.clamp_max, source=args.entropy_source)
-    return SamplerSettings(cfg_scale=args.cfg, cfg_interval=args.cfg_interval, top_k=args.top_k, top_p=args.top_p,
+    cfg = args.cfg if args.cfg is not None else (7.5 if args.prompt else 4.0)
+    return SamplerSettings(cfg_scale=cfg, cfg_interval=args.cfg_interval, top_k=args.top_k, top_p=args.top_p,
                            temperature=args.temperature, entropy=entropy)
 
 
@@ -66,7 +81,12 @@ def run(args) -> int:
     out = output_path(args.out, "--out")
     tokens_path = output_path(args.save_tokens, "--save-tokens") if args.save_tokens else None
     map_path = output_path(args.entropy_map, "--entropy-map") if args.entropy_map else None
-    classes = parse_int_list(args.classes, "--classes")
+    if bool(args.classes) == bool(args.prompt):
+        raise ARSampleError("Give --classes (class-to-image) or --prompt (text-to-image), one of the two.")
+    if args.prompt and not args.t5:
+        raise ARSampleError("--prompt needs the text encoder: --t5 PATH (the flan-t5-xl folder from Hugging Face, "
+                            "or a single .safetensors of its encoder).")
+    classes = parse_int_list(args.classes, "--classes") if args.classes else None
     settings = settings_from_args(args)
     device = pick_device(args.device)
     if args.model:
@@ -83,11 +103,8 @@ def run(args) -> int:
         override["image_size"] = args.image_size
     gpt = load_gpt(args.gpt, override=override, dtype=args.dtype, device=device)
     check_pair(gpt, vq)
-    if gpt.config.model_type != "c2i":
-        raise ARSampleError("This GPT is text-to-image; --classes needs a class-to-image model (c2i_*.pt).")
-
-    cond = LlamaGenCondition(labels=torch.tensor(classes, dtype=torch.long))
-    settings.validate(gpt.vocab_size, len(classes))
+    cond = _condition(args, gpt, classes, device)
+    settings.validate(gpt.vocab_size, cond.batch_size)
     if args.sampler == "sjd":
         sjd = SJDSettings(window=args.window, init=args.init, acceptance=args.acceptance or "exact",
                           coupled=args.coupled)
@@ -105,3 +122,19 @@ def run(args) -> int:
     print(f"{args.sampler}: {result.stats.summary()}")
     print(f"wrote {out}" + (f", {tokens_path}" if tokens_path else "") + (f", {map_path}" if map_path else ""))
     return 0
+
+
+def _condition(args, gpt, classes: list[int] | None, device) -> LlamaGenCondition:
+    """The GPT's condition: class ids, or prompts encoded with the T5 (freed again before sampling)."""
+    if gpt.config.model_type == "c2i":
+        if classes is None:
+            raise ARSampleError("This GPT is class-to-image; give --classes, not --prompt (prompts need a t2i_*.pt).")
+        return LlamaGenCondition(labels=torch.tensor(classes, dtype=torch.long))
+    if classes is not None:
+        raise ARSampleError("This GPT is text-to-image; give --prompt and --t5, not --classes.")
+    dtype = args.t5_dtype or ("bf16" if device.type == "cuda" else "fp32")
+    encoder = load_t5(args.t5, tokenizer=args.t5_tokenizer, dtype=dtype, device=device)
+    check_width(encoder.width, gpt.config.caption_dim, f"'{Path(args.gpt).name}'")
+    prompts = encoder.encode(args.prompt, max_length=gpt.config.cls_token_num, clean=not args.no_prompt_cleaning)
+    del encoder  # the encoder is not needed while sampling
+    return LlamaGenCondition(caption=prompts.features, caption_mask=prompts.mask)

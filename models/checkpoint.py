@@ -174,3 +174,42 @@ def _make_readable(path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)
+
+
+def build_strict(cls, config, state: Mapping[str, torch.Tensor], filename: str, dtype: torch.dtype = torch.float32):
+    """Instantiate ``cls(config)`` and load ``state`` into it (see check_state_matches).
+
+    The module is built on the meta device first, so nothing is allocated twice;
+    floating-point tensors are cast to ``dtype`` on the way in.
+    """
+    with torch.device("meta"):
+        model = cls(config)
+    check_state_matches(model, state, filename, config.name)
+    floats = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
+    model.load_state_dict(floats, strict=True, assign=True)
+    return model
+
+
+def check_state_matches(model: torch.nn.Module, state: Mapping[str, torch.Tensor], filename: str,
+                        config_name: str = "") -> None:
+    """Raise one CheckpointError listing every missing, unexpected or mis-shaped key of ``state``."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {_short(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {_short(unexpected)}")
+        if wrong:
+            parts.append("shape mismatch: " + _short([f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
+                                                      for k in wrong]))
+        raise CheckpointError(f"'{filename or 'checkpoint'}' does not match the {config_name or 'inferred'} "
+                              f"configuration ({'; '.join(parts)}). Pass the right config as an override.")
+
+
+def _short(items: list[str], limit: int = 6) -> str:
+    head = ", ".join(items[:limit])
+    return head + (f" and {len(items) - limit} more" if len(items) > limit else "")

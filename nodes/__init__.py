@@ -8,9 +8,10 @@ from .decode import EntropyMap, VQDecode
 from .loaders import ModelLoader, VQLoader
 from .paths import register_folders
 from .sampling import EntropySampler, EntropySJDSampler, PlainSampler
+from .text import T5Loader, TextCondition
 
-NODES: list[type[io.ComfyNode]] = [ModelLoader, VQLoader, ClassCondition, PlainSampler, EntropySampler,
-                                   EntropySJDSampler, VQDecode, EntropyMap]
+NODES: list[type[io.ComfyNode]] = [ModelLoader, VQLoader, T5Loader, ClassCondition, TextCondition, PlainSampler,
+                                   EntropySampler, EntropySJDSampler, VQDecode, EntropyMap]
 
 
 class ARSampleExtension(ComfyExtension):

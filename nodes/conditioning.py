@@ -53,7 +53,7 @@ class ClassCondition(io.ComfyNode):
     @classmethod
     def execute(cls, model: ARModelHandle, classes: str, batch_size: int) -> io.NodeOutput:
         if model.model_type != "c2i":
-            raise SamplingError(f"{model.name} is a text-to-image model; use a text condition, not classes.")
+            raise SamplingError(f"{model.name} is a text-to-image model; use 'Text Condition (T5)', not classes.")
         ids, names = parse_classes(classes, model)
         labels = torch.tensor(ids, dtype=torch.long).repeat_interleave(batch_size)
         names = [n for n in names for _ in range(batch_size)]

@@ -67,7 +67,9 @@ class ModelLoader(io.ComfyNode):
             names = imagenet_class_names()
         else:
             names = None
-        handle = ARModelHandle(patcher, ckpt_name, c.model_type, c.num_classes, c.vocab_size, c.grid_size, names)
+        t2i = c.model_type == "t2i"
+        handle = ARModelHandle(patcher, ckpt_name, c.model_type, c.num_classes, c.vocab_size, c.grid_size, names,
+                               caption_tokens=c.cls_token_num if t2i else 0, caption_dim=c.caption_dim if t2i else 0)
         return io.NodeOutput(handle)
 
 

@@ -27,3 +27,12 @@ def load(*patchers):
     """Bring the models onto their load device (whole: our layers are plain torch) and return them."""
     mm.load_models_gpu(list(patchers), force_full_load=True)
     return [p.model.inner for p in patchers]
+
+
+def unload(patcher) -> None:
+    """Offload one model from its load device now (e.g. a text encoder after encoding), leaving the others."""
+    for i, loaded in enumerate(list(mm.current_loaded_models)):
+        if loaded.model is patcher:
+            if loaded.model_unload():
+                mm.current_loaded_models.pop(i)
+            break

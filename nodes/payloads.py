@@ -19,6 +19,8 @@ class ARModelHandle:
     vocab_size: int
     grid_size: int
     class_names: list[str] | None = None
+    caption_tokens: int = 0  # t2i: condition tokens (120 for LlamaGen)
+    caption_dim: int = 0  # t2i: text-feature width the GPT reads (2048 = FLAN-T5-XL)
 
 
 @dataclass
@@ -31,10 +33,26 @@ class ARVQHandle:
 
 @dataclass
 class ARConditioning:
-    """Class ids to generate, one image each, in order."""
+    """What to generate, one image per row: class ids (c2i), or left-aligned prompt features + mask (t2i)."""
 
-    labels: torch.Tensor
+    labels: torch.Tensor | None
     names: list[str] = field(default_factory=list)
+    caption: torch.Tensor | None = None  # (B, T, C) float32, CPU
+    caption_mask: torch.Tensor | None = None  # (B, T), 1 = prompt token
+
+    @property
+    def kind(self) -> str:
+        return "c2i" if self.labels is not None else "t2i"
+
+
+@dataclass
+class ARTextEncoderHandle:
+    """A T5 encoder (ComfyUI's own T5 module) in a ModelPatcher, with its tokenizer."""
+
+    patcher: Any
+    tokenizer: Any
+    name: str
+    width: int
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import SamplingError
 from ..models.llamagen import LlamaGenCondition
 from ..samplers import PRESETS, EntropyTemperature, NamedSampler, SamplerSettings, SJDSettings
 from ._comfy import AR_COND, AR_MODEL, AR_TOKENS, AR_VQ, CATEGORY, io
@@ -16,7 +17,7 @@ def common_inputs() -> list:
     """Required inputs every AR sampler node has, in this order."""
     return [
         AR_MODEL.Input("model", tooltip="The GPT from 'Load AR Model'."),
-        AR_COND.Input("conditioning", tooltip="What to generate (e.g. from 'Class Condition')."),
+        AR_COND.Input("conditioning", tooltip="What to generate: from 'Class Condition' or 'Text Condition (T5)'."),
         io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                      tooltip="Same seed, same device and settings → same image."),
         io.Float.Input("cfg", default=4.0, min=0.0, max=30.0, step=0.1, round=0.01,
@@ -52,7 +53,13 @@ def run_sampler(sampler: NamedSampler, model: ARModelHandle, conditioning: ARCon
     loaded = load(model.patcher, *([use_vq.patcher] if use_vq else []))
     gpt = loaded[0]
     progress = SamplingProgress(gpt.num_image_tokens, gpt.grid_size, loaded[1] if use_vq else None)
-    cond = LlamaGenCondition(labels=conditioning.labels)
+    if conditioning.kind != model.model_type:
+        wanted = "Class Condition" if model.model_type == "c2i" else "Text Condition (T5)"
+        raise SamplingError(f"{model.name} is a {'class' if model.model_type == 'c2i' else 'text'}-to-image model "
+                            f"but the conditioning is a {'text prompt' if conditioning.kind == 't2i' else 'class'}: "
+                            f"connect a '{wanted}' node.")
+    cond = LlamaGenCondition(labels=conditioning.labels, caption=conditioning.caption,
+                             caption_mask=conditioning.caption_mask)
     result = sampler.run(gpt, cond, seed=seed, callback=progress)
     stats = f"{sampler.name}: {result.stats.summary()}"
     tokens = ARTokens(result.tokens.cpu(), result.entropy.float().cpu(), gpt.grid_size, gpt.vocab_size,

@@ -18,10 +18,29 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
 
 HF = "https://huggingface.co/FoundationVision/LlamaGen/resolve/main/"
+HF_T2I = "https://huggingface.co/peizesun/llamagen_t2i/resolve/main/"
 LLAMAGEN_MODELS = {
     "c2i_L_384.pt": {"name": "c2i_L_384.pt", "url": HF + "c2i_L_384.pt", "directory": "autoregressive"},
     "vq_ds16_c2i.pt": {"name": "vq_ds16_c2i.pt", "url": HF + "vq_ds16_c2i.pt", "directory": "vq"},
+    "t2i_XL_stage1_256.pt": {"name": "t2i_XL_stage1_256.pt", "url": HF_T2I + "t2i_XL_stage1_256.pt",
+                             "directory": "autoregressive"},
+    "vq_ds16_t2i.pt": {"name": "vq_ds16_t2i.pt", "url": HF_T2I + "vq_ds16_t2i.pt", "directory": "vq"},
 }
+T2I_PROMPT = "A blue Porsche 356 parked in front of a yellow brick wall."
+T2I_NOTE = """## Text-to-image with LlamaGen-XL (stage 1, 256 px)
+
+Models (the loaders offer the downloads when a file is missing):
+
+* `models/autoregressive/t2i_XL_stage1_256.pt` and `models/vq/vq_ds16_t2i.pt` from
+  [peizesun/llamagen_t2i](https://huggingface.co/peizesun/llamagen_t2i)
+* `models/text_encoders/flan-t5-xl/`: the [google/flan-t5-xl](https://huggingface.co/google/flan-t5-xl)
+  folder as downloaded, e.g. `huggingface-cli download google/flan-t5-xl --local-dir
+  ComfyUI/models/text_encoders/flan-t5-xl` (only the encoder is read), or one `.safetensors` of the
+  encoder (`arsample convert-t5`).
+
+Every sampler row uses the same seed and settings (cfg 7.5, top-k 1000 as the LlamaGen demo).
+For the 512 px stage-2 model, load `t2i_XL_stage2_512.pt` instead.
+"""
 
 
 # (title, node type, extra widget values) per sampler row; all rows share the seed and settings.
@@ -37,18 +56,28 @@ SAMPLER_ROWS = [
 ]
 
 
-def comparison(model: str, vq: str, classes: str, cfg: float, top_k: int, prefix: str, model_props=None,
-               vq_props=None) -> tuple[list[Node], list[dict]]:
-    """Loader pair → class condition → every sampler row (same seed) → decode, entropy map, save, stats."""
+def comparison(model: str, vq: str, cfg: float, top_k: int, prefix: str, classes: str | None = None,
+               prompt: str | None = None, t5: str = "flan-t5-xl/", model_props=None, vq_props=None,
+               note: str | None = None) -> tuple[list[Node], list[dict]]:
+    """Loaders → class or text condition → every sampler row (same seed) → decode, entropy map, save, stats."""
     common = {"seed": 0, "cfg": cfg, "top_k": top_k, "top_p": 1.0, "temperature": 1.0, "cfg_interval": -1}
     nodes = [
         Node(1, "ARsampleModelLoader", (0, 0), {"ckpt_name": model}, size=(320, 110),
              properties={"models": [model_props]} if model_props else {}),
         Node(2, "ARsampleVQLoader", (0, 160), {"vq_name": vq}, size=(320, 90),
              properties={"models": [vq_props]} if vq_props else {}),
-        Node(3, "ARsampleClassCondition", (0, 300), {"classes": classes, "batch_size": 1}, {"model": (1, 0)},
-             size=(320, 110)),
     ]
+    if prompt is None:
+        nodes.append(Node(3, "ARsampleClassCondition", (0, 300), {"classes": classes, "batch_size": 1},
+                          {"model": (1, 0)}, size=(320, 110)))
+    else:
+        nodes += [
+            Node(4, "ARsampleT5Loader", (0, 300), {"t5_name": t5}, size=(320, 90)),
+            Node(3, "ARsampleTextCondition", (0, 440), {"prompt": prompt, "batch_size": 1},
+                 {"model": (1, 0), "text_encoder": (4, 0)}, size=(320, 220)),
+        ]
+    if note:
+        nodes.append(Node(5, "MarkdownNote", (0, 720), {"text": note}, title="Models and settings", size=(340, 420)))
     groups = []
     row_height = 520
     for r, (title, node_type, extra) in enumerate(SAMPLER_ROWS):
@@ -80,6 +109,10 @@ WORKFLOW_SPECS = {
     "ARsample_embedded_compare_samplers": dict(
         model="embedded:tiny", vq="embedded:tiny", classes="circle, ring, triangle, dots", cfg=3.0, top_k=0,
         prefix="ARsample/embedded"),
+    "ARsample_llamagen_t2i_compare_samplers": dict(
+        model="t2i_XL_stage1_256.pt", vq="vq_ds16_t2i.pt", prompt=T2I_PROMPT, cfg=7.5, top_k=1000,
+        prefix="ARsample/llamagen_t2i", model_props=LLAMAGEN_MODELS["t2i_XL_stage1_256.pt"],
+        vq_props=LLAMAGEN_MODELS["vq_ds16_t2i.pt"], note=T2I_NOTE),
     "ARsample_llamagen_c2i_compare_samplers": dict(
         model="c2i_L_384.pt", vq="vq_ds16_c2i.pt", classes="207, 360, 387, 974", cfg=4.0, top_k=2000,
         prefix="ARsample/llamagen_c2i", model_props=LLAMAGEN_MODELS["c2i_L_384.pt"],
@@ -122,6 +155,16 @@ def write_thumbnails(out_dir: Path = WORKFLOWS) -> None:
     for i, line in enumerate(lines):
         draw.text((32, 40 + 32 * i), line, fill=(235, 235, 235))
     card.save(out_dir / "ARsample_llamagen_c2i_compare_samplers.jpg", quality=90)
+
+    card = Image.new("RGB", (640, 360), (24, 26, 32))
+    draw = ImageDraw.Draw(card)
+    lines = ["LlamaGen t2i (t2i_XL_stage1_256.pt + vq_ds16_t2i.pt + FLAN-T5-XL)", "",
+             "one prompt: plain  vs  entropy temperature", "vs  SJD exact  vs  SJD entropy  vs  coupled SJD", "",
+             "same seed, side by side, with entropy maps", "", "models: huggingface.co/peizesun/llamagen_t2i",
+             "         huggingface.co/google/flan-t5-xl"]
+    for i, line in enumerate(lines):
+        draw.text((32, 40 + 32 * i), line, fill=(235, 235, 235))
+    card.save(out_dir / "ARsample_llamagen_t2i_compare_samplers.jpg", quality=90)
 
 
 def main() -> int:

@@ -62,3 +62,26 @@ def write_official_standins(models_dir) -> dict:
     torch.save({"model": vq.state_dict()}, paths["vq"])
     torch.save({"model": vq.state_dict()}, paths["wrong"])
     return paths
+
+
+def write_t2i_standins(models_dir, golden_dir) -> dict:
+    """Tiny random text-to-image files under the official names: ``autoregressive/t2i_XL_stage1_256.pt``
+    (120 caption tokens of width 16), ``vq/vq_ds16_t2i.pt``, and ``text_encoders/flan-t5-xl/`` (the golden
+    tiny T5 folder: config.json + model.safetensors, width 16, the real T5 vocabulary, no tokenizer files)."""
+    import shutil
+    from pathlib import Path
+
+    from arsample.models.llamagen import LlamaGenGPT, LlamaGenVQ
+
+    root = Path(models_dir)
+    for sub in ("autoregressive", "vq", "text_encoders"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    gpt = randomize_(LlamaGenGPT(tiny_gpt_config(model_type="t2i", vocab_size=16384, n_head=1, grid_size=16,
+                                                 caption_dim=16, caption_tokens=120, cls_token_num=120)), seed=7)
+    vq = randomize_(LlamaGenVQ(tiny_vq_config(codebook_size=16384, ch_mult=(1, 1, 1, 1, 1), z_channels=32)), seed=8)
+    paths = {"gpt": root / "autoregressive" / "t2i_XL_stage1_256.pt", "vq": root / "vq" / "vq_ds16_t2i.pt",
+             "t5": root / "text_encoders" / "flan-t5-xl"}
+    torch.save({"model": gpt.state_dict()}, paths["gpt"])
+    torch.save({"model": vq.state_dict()}, paths["vq"])
+    shutil.copytree(Path(golden_dir) / "t5_tiny", paths["t5"], dirs_exist_ok=True)
+    return paths

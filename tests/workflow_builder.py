@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+NOTE_TYPES = {"MarkdownNote", "Note"}  # frontend-only nodes: one text widget, never executed
 
 
 @dataclass
@@ -46,6 +47,12 @@ def build(nodes: list[Node], object_info: dict, groups: list[dict] | None = None
     links, out_links = [], {}
     ui_nodes = []
     for order, node in enumerate(nodes):
+        if node.type in NOTE_TYPES:
+            ui_nodes.append({"id": node.id, "type": node.type, "pos": list(node.pos), "size": list(node.size),
+                             "flags": {}, "order": order, "mode": 0, "inputs": [], "outputs": [],
+                             "properties": {}, "widgets_values": [node.widgets["text"]],
+                             **({"title": node.title} if node.title else {})})
+            continue
         info = object_info[node.type]
         req = info["input"].get("required", {})
         opt = info["input"].get("optional", {})
@@ -68,7 +75,7 @@ def build(nodes: list[Node], object_info: dict, groups: list[dict] | None = None
             unknown = set(node.widgets) - set(req) - set(opt)
             if unknown:
                 raise KeyError(f"{node.type} has no inputs {unknown}")
-            widgets.append(node.widgets.get(name, _default(spec)))
+            widgets.append(node.widgets[name] if name in node.widgets else _default(spec))
             opts = spec[1] if len(spec) > 1 else {}
             if spec[0] == "INT" and (opts.get("control_after_generate") or name in ("seed", "noise_seed")):
                 widgets.append("fixed")
@@ -79,6 +86,8 @@ def build(nodes: list[Node], object_info: dict, groups: list[dict] | None = None
             **({"title": node.title} if node.title else {}),
         })
     for ui_node, node in zip(ui_nodes, nodes):
+        if node.type in NOTE_TYPES:
+            continue
         info = object_info[node.type]
         for slot, (kind, name) in enumerate(zip(info["output"], info.get("output_name", info["output"]))):
             ui_node["outputs"].append({"name": name, "type": kind, "links": out_links.get((node.id, slot), []),

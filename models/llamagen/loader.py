@@ -10,8 +10,8 @@ from typing import Mapping
 import torch
 
 from ...errors import CheckpointError, ConfigError
-from ..checkpoint import read_checkpoint
-from .config import GPTConfig, VQConfig, detect_kind, infer_vq_config, resolve_gpt_config
+from ..checkpoint import build_strict, read_checkpoint
+from .config import detect_kind, infer_vq_config, resolve_gpt_config
 from .gpt import LlamaGenGPT
 from .vq import LlamaGenVQ
 
@@ -58,7 +58,7 @@ def gpt_from_state_dict(state: dict[str, torch.Tensor], filename: str = "", meta
     config, notes = resolve_gpt_config(state, filename, metadata or {}, override)
     for note in notes:
         log.warning("%s: %s", filename or "GPT", note)
-    model = _build(LlamaGenGPT, config, state, filename)
+    model = build_strict(LlamaGenGPT, config, state, filename)
     return model.to(device=device, dtype=parse_dtype(dtype)).eval().requires_grad_(False)
 
 
@@ -77,7 +77,7 @@ def vq_from_state_dict(state: dict[str, torch.Tensor], filename: str = "", metad
     config = infer_vq_config(state, metadata or {}, override)
     state = dict(state)
     state.setdefault("quantize.codebook_used", torch.zeros(65536))  # absent when usage tracking was off
-    model = _build(LlamaGenVQ, config, state, filename)
+    model = build_strict(LlamaGenVQ, config, state, filename)
     return model.to(device=device, dtype=parse_dtype(dtype)).eval().requires_grad_(False)
 
 
@@ -98,31 +98,3 @@ def _expect_kind(state: Mapping[str, torch.Tensor], wanted: tuple[str, ...], fil
             "gpt-c2i": " Load it with the GPT (model) loader instead.",
             "gpt-t2i": " Load it with the GPT (model) loader instead."}.get(kind, "")
     raise CheckpointError(f"'{filename or 'checkpoint'}' is {_KIND_NAMES[kind]}, not a {role}.{hint}")
-
-
-def _build(cls, config: GPTConfig | VQConfig, state: Mapping[str, torch.Tensor], filename: str):
-    with torch.device("meta"):
-        model = cls(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {_short(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {_short(unexpected)}")
-        if wrong:
-            parts.append("shape mismatch: " + _short([f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
-                                                      for k in wrong]))
-        raise CheckpointError(f"'{filename or 'checkpoint'}' does not match the {config.name or 'inferred'} "
-                              f"configuration ({'; '.join(parts)}). Pass the right config as an override.")
-    floats = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-    model.load_state_dict(floats, strict=True, assign=True)
-    return model
-
-
-def _short(items: list[str], limit: int = 6) -> str:
-    head = ", ".join(items[:limit])
-    return head + (f" and {len(items) - limit} more" if len(items) > limit else "")

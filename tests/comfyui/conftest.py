@@ -31,10 +31,10 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def comfy_models(tmp_path_factory) -> Path:
-    """The server's models folder: ``autoregressive/`` and ``vq/`` (linked into its base dir, so
+    """The server's models folder: ``autoregressive/``, ``vq/`` and ``text_encoders/`` (linked into its base dir, so
     files written here later are seen after a refresh)."""
     root = tmp_path_factory.mktemp("comfy-models")
-    for sub in ("autoregressive", "vq"):
+    for sub in ("autoregressive", "vq", "text_encoders"):
         (root / sub).mkdir()
     return root
 

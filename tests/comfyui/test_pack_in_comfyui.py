@@ -17,17 +17,20 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from comfyui_env import execution_error, ui_to_api  # noqa: E402
-from tinymodels import write_official_standins  # noqa: E402
+from tinymodels import write_official_standins, write_t2i_standins  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = ROOT / "tests" / "fixtures" / "golden"
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
-NODE_IDS = ["ARsampleModelLoader", "ARsampleVQLoader", "ARsampleClassCondition", "ARsampleSampler",
-            "ARsampleEntropySampler", "ARsampleEntropySJDSampler", "ARsampleVQDecode", "ARsampleEntropyMap"]
+NODE_IDS = ["ARsampleModelLoader", "ARsampleVQLoader", "ARsampleT5Loader", "ARsampleClassCondition",
+            "ARsampleTextCondition", "ARsampleSampler", "ARsampleEntropySampler", "ARsampleEntropySJDSampler",
+            "ARsampleVQDecode", "ARsampleEntropyMap"]
 
 
 @pytest.fixture(scope="module")
 def server(comfy):
     write_official_standins(comfy.models_path)
+    write_t2i_standins(comfy.models_path, GOLDEN)
     return comfy
 
 
@@ -87,10 +90,11 @@ def test_shipped_workflow_runs(server, object_info, workflow):
     images = _images(server, entry)
     decode_sources = {nid: p for nid, p in prompt.items() if p["class_type"] in ("SaveImage", "PreviewImage")}
     assert set(decode_sources) <= set(images)
-    size = 32 if "embedded" in workflow.stem else 384
-    classes = [p for p in prompt.values() if p["class_type"] == "ARsampleClassCondition"][0]["inputs"]["classes"]
+    size = 32 if "embedded" in workflow.stem else (256 if "t2i" in workflow.stem else 384)
+    conds = [p for p in prompt.values() if p["class_type"] in ("ARsampleClassCondition", "ARsampleTextCondition")]
+    count = len(conds[0]["inputs"]["classes"].split(",")) if "classes" in conds[0]["inputs"] else 1
     for node_id in decode_sources:
-        assert len(images[node_id]) == len(classes.split(","))
+        assert len(images[node_id]) == count
         assert all(img.shape == (size, size, 3) for img in images[node_id])
     stats = [o for o in entry["outputs"].values() if "text" in o]
     assert any("forward passes" in str(o["text"]) for o in stats)
@@ -206,3 +210,60 @@ def test_imagenet_class_names_work_for_official_c2i_models(server):
     prompt["2"]["inputs"]["classes"] = "golden retrievr"
     err = execution_error(server.run(prompt, check=False))
     assert err and "Unknown class 'golden retrievr'" in err["exception_message"]
+
+
+def _t2i_prompt(t5: str = "flan-t5-xl/", text: str = "a red fox", seed: int = 0, model: str = "t2i_XL_stage1_256.pt",
+                condition: str = "text") -> dict:
+    prompt = {
+        "1": {"class_type": "ARsampleModelLoader",
+              "inputs": {"ckpt_name": model, "weight_dtype": "auto", "image_size": "64"}},
+        "2": {"class_type": "ARsampleT5Loader", "inputs": {"t5_name": t5, "weight_dtype": "auto"}},
+        "3": {"class_type": "ARsampleTextCondition",
+              "inputs": {"model": ["1", 0], "text_encoder": ["2", 0], "prompt": text, "batch_size": 2,
+                         "clean_prompt": True}},
+        "4": {"class_type": "ARsampleSampler",
+              "inputs": {"model": ["1", 0], "conditioning": ["3", 0], "seed": seed, "cfg": 7.5, "top_k": 0,
+                         "top_p": 1.0, "temperature": 1.0, "cfg_interval": -1}},
+        "5": {"class_type": "PreviewAny", "inputs": {"source": ["4", 1]}},
+    }
+    if condition == "class":
+        prompt["3"] = {"class_type": "ARsampleClassCondition",
+                       "inputs": {"model": ["1", 0], "classes": "1", "batch_size": 1}}
+    return prompt
+
+
+def test_t5_folder_is_listed_once_and_prompts_sample(server, object_info):
+    spec = server.object_info()["ARsampleT5Loader"]["input"]["required"]["t5_name"]
+    options = spec[1].get("options", spec[0])
+    assert "flan-t5-xl/" in options and not any(o.startswith("flan-t5-xl/model") for o in options)
+    entry = server.run(_t2i_prompt(seed=5))
+    assert any("forward passes" in str(o.get("text")) for o in entry["outputs"].values())
+
+
+@pytest.mark.parametrize("case,node,match", [
+    ("text_for_c2i", "ARsampleTextCondition", "class-to-image model; use 'Class Condition'"),
+    ("class_for_t2i", "ARsampleClassCondition", "text-to-image model"),
+    ("wrong_width", "ARsampleTextCondition", "32-wide features but t2i_XL_stage1_256.pt reads 16-wide"),
+    ("not_t5", "ARsampleT5Loader", "holds no T5 encoder"),
+    ("empty_prompt", "ARsampleTextCondition", "prompt is empty"),
+])
+def test_t2i_bad_input_is_a_node_error_and_server_keeps_serving(server, case, node, match):
+    if case == "wrong_width":
+        from safetensors.torch import save_file
+
+        from arsample.models.t5 import T5Config, T5Encoder
+
+        wide = T5Encoder(T5Config(d_model=32, d_kv=8, num_heads=4, d_ff=48, num_layers=1))
+        save_file({k: v.contiguous() for k, v in wide.state_dict().items()},
+                  server.models_path / "text_encoders" / "t5_width32.safetensors")
+    if case == "not_t5":
+        (server.models_path / "text_encoders" / "not_a_t5.safetensors").write_bytes(
+            (GOLDEN / "gpt_t2i.safetensors").read_bytes())
+    prompt = {"text_for_c2i": lambda: _t2i_prompt(model="c2i_L_384.pt"),
+              "class_for_t2i": lambda: _t2i_prompt(condition="class"),
+              "wrong_width": lambda: _t2i_prompt(t5="t5_width32.safetensors"),
+              "not_t5": lambda: _t2i_prompt(t5="not_a_t5.safetensors"),
+              "empty_prompt": lambda: _t2i_prompt(text="   ")}[case]()
+    err = execution_error(server.run(prompt, check=False))
+    assert err and err["node_type"] == node and match in err["exception_message"], err
+    assert server.get("/system_stats")["system"]

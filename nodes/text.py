@@ -1,0 +1,158 @@
+"""Text-to-image nodes: load FLAN-T5-XL with ComfyUI's own T5, and turn a prompt into an AR condition.
+
+ComfyUI's CLIP loaders cannot load FLAN-T5-XL as is: a 2048-wide T5 is taken for
+AuraFlow's pile-T5-XL and gets that model's (LLaMA) tokenizer. So the pack has its
+own loader. It builds ComfyUI's T5 module (``comfy.text_encoders.t5``, comfy ops:
+weights stored in the chosen dtype, computed in fp32 as ComfyUI does for every
+text encoder) with the FLAN-T5-XL configuration, wraps it in a ModelPatcher for the
+memory manager and offloads it again after each encoding.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+import comfy.model_management as mm
+import comfy.ops
+import folder_paths
+from comfy.text_encoders.t5 import T5
+
+from ..errors import CheckpointError, SamplingError
+from ..models.checkpoint import check_state_matches
+from ..models.llamagen import parse_dtype
+from ..models.t5 import T5Encoder, T5PromptTokenizer, find_t5_files, infer_t5_config, left_align, read_t5_encoder_state
+from ..models.t5.text_encoder import check_width, tokenize_prompts
+from ._comfy import AR_COND, AR_MODEL, AR_TEXT_ENCODER, CATEGORY, io
+from .patching import make_patcher, unload
+from .payloads import ARConditioning, ARModelHandle, ARTextEncoderHandle
+
+TEXT_ENCODER_FOLDER = "text_encoders"
+DTYPES = ["auto", "bf16", "fp16", "fp32"]
+_HF_WEIGHT_PREFIXES = ("model.safetensors", "model-", "pytorch_model")
+
+
+def text_encoder_choices() -> list[str]:
+    """Single encoder files, plus Hugging Face model folders (listed once, as 'name/')."""
+    folders, files = [], []
+    for root in folder_paths.get_folder_paths(TEXT_ENCODER_FOLDER):
+        if not os.path.isdir(root):
+            continue
+        for entry in sorted(os.listdir(root)):
+            if os.path.isfile(os.path.join(root, entry, "config.json")):
+                folders.append(entry + "/")
+    for name in folder_paths.get_filename_list(TEXT_ENCODER_FOLDER):
+        parent, base = os.path.split(name)
+        if parent + "/" in folders and base.startswith(_HF_WEIGHT_PREFIXES):
+            continue  # a shard of a listed folder
+        files.append(name)
+    return folders + files
+
+
+def resolve_text_encoder(choice: str) -> str:
+    if choice.endswith("/"):
+        for root in folder_paths.get_folder_paths(TEXT_ENCODER_FOLDER):
+            path = os.path.join(root, choice.rstrip("/"))
+            if os.path.isdir(path):
+                return path
+        path = None
+    else:
+        path = folder_paths.get_full_path(TEXT_ENCODER_FOLDER, choice)
+    if path is None:
+        raise CheckpointError(f"'{choice}' is not in models/{TEXT_ENCODER_FOLDER}/ (any more). Put FLAN-T5-XL there "
+                              f"(the google/flan-t5-xl folder, or one .safetensors of its encoder) and press R.")
+    return path
+
+
+class T5Loader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="ARsampleT5Loader",
+            display_name="Load T5 Text Encoder (FLAN-T5-XL)",
+            category=CATEGORY,
+            description="Loads the FLAN-T5-XL encoder that LlamaGen text-to-image models read prompts with, from "
+                        "models/text_encoders/: the google/flan-t5-xl folder as downloaded (only the encoder is "
+                        "read), or one .safetensors file of the encoder. Runs on ComfyUI's own T5 code.",
+            inputs=[
+                io.Combo.Input("t5_name", options=text_encoder_choices(),
+                               tooltip="A Hugging Face folder (shown as 'flan-t5-xl/') or a single encoder file."),
+                io.Combo.Input("weight_dtype", options=DTYPES, default="auto",
+                               tooltip="Storage dtype of the weights (computation is fp32, as ComfyUI does for "
+                                       "text encoders). auto: ComfyUI's text-encoder default for the device."),
+            ],
+            outputs=[AR_TEXT_ENCODER.Output(display_name="text_encoder")],
+        )
+
+    @classmethod
+    def execute(cls, t5_name: str, weight_dtype: str) -> io.NodeOutput:
+        files = find_t5_files(resolve_text_encoder(t5_name))
+        state = read_t5_encoder_state(files)
+        config = infer_t5_config(state, files.hf_config)
+        with torch.device("meta"):
+            check_state_matches(T5Encoder(config), state, t5_name, "T5 encoder")
+        load_device, offload_device = mm.text_encoder_device(), mm.text_encoder_offload_device()
+        dtype = mm.text_encoder_dtype(load_device) if weight_dtype == "auto" else parse_dtype(weight_dtype)
+        module = T5(config.to_comfy(), dtype, offload_device, comfy.ops.manual_cast)
+        module.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True)
+        del state
+        tokenizer = T5PromptTokenizer(files.tokenizer) if files.tokenizer else T5PromptTokenizer()
+        patcher = make_patcher(module.eval().requires_grad_(False), load_device, offload_device)
+        return io.NodeOutput(ARTextEncoderHandle(patcher, tokenizer, t5_name, config.d_model))
+
+
+def encode_prompts(text_encoder: ARTextEncoderHandle, prompts: list[str], max_length: int,
+                   clean: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts → left-aligned caption features (B, L, C) float32 and mask (B, L), on the CPU.
+
+    The encoder is loaded through the memory manager and offloaded again afterwards.
+    """
+    _, tokens = tokenize_prompts(text_encoder.tokenizer, prompts, max_length, clean)
+    mm.load_models_gpu([text_encoder.patcher])
+    try:
+        t5 = text_encoder.patcher.model.inner
+        device = text_encoder.patcher.load_device
+        with torch.no_grad():
+            hidden, _ = t5(tokens.ids.to(device), tokens.mask.to(device), dtype=torch.float32)
+    finally:
+        unload(text_encoder.patcher)
+    features, mask = left_align(hidden.float().cpu(), tokens.mask)
+    return features, mask
+
+
+class TextCondition(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="ARsampleTextCondition",
+            display_name="Text Condition (T5)",
+            category=CATEGORY,
+            description="A prompt for a LlamaGen text-to-image model, encoded with FLAN-T5-XL as the reference does "
+                        "(at most 120 tokens; longer prompts are cut, with a warning in the console). There is no "
+                        "negative prompt: these models were trained with a learned 'empty prompt' for guidance, "
+                        "which the samplers use.",
+            inputs=[
+                AR_MODEL.Input("model", tooltip="The text-to-image GPT (to check the kind and the widths)."),
+                AR_TEXT_ENCODER.Input("text_encoder", tooltip="From 'Load T5 Text Encoder'."),
+                io.String.Input("prompt", multiline=True, default="a photo of a red fox in the snow",
+                                tooltip="What to generate."),
+                io.Int.Input("batch_size", default=1, min=1, max=64, tooltip="Images for this prompt."),
+                io.Boolean.Input("clean_prompt", default=True,
+                                 tooltip="Lower-case and tidy the prompt as the captions were at training time."),
+            ],
+            outputs=[AR_COND.Output(display_name="conditioning")],
+        )
+
+    @classmethod
+    def execute(cls, model: ARModelHandle, text_encoder: ARTextEncoderHandle, prompt: str, batch_size: int,
+                clean_prompt: bool = True) -> io.NodeOutput:
+        if model.model_type != "t2i":
+            raise SamplingError(f"{model.name} is a class-to-image model; use 'Class Condition', not a text prompt.")
+        check_width(text_encoder.width, model.caption_dim, model.name)
+        if not prompt.strip():
+            raise SamplingError("The prompt is empty: type what to generate.")
+        features, mask = encode_prompts(text_encoder, [prompt], model.caption_tokens, clean_prompt)
+        cond = ARConditioning(None, [prompt] * batch_size, features.repeat(batch_size, 1, 1),
+                              mask.repeat(batch_size, 1))
+        return io.NodeOutput(cond)

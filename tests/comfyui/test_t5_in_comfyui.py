@@ -1,0 +1,83 @@
+"""Our T5 loader on ComfyUI's own T5 module, in-process in the ComfyUI venv, against the golden data.
+
+The server tests show the nodes run; this one checks the numbers: the T5 Loader + Text Condition
+code path (ComfyUI's T5, comfy ops, memory manager, offload) gives LlamaGen's left-aligned caption
+features within 1e-4.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from comfyui_env import PACK_DIR, cache_dir, comfyui_python, comfyui_tree  # noqa: E402
+
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
+
+SCRIPT = r"""
+import json, sys, torch
+tree, link_dir, golden, out = sys.argv[1:5]
+sys.path[:0] = [tree, link_dir]
+from comfy.cli_args import args
+args.cpu = True
+import folder_paths
+folder_paths.add_model_folder_path("text_encoders", golden)
+import comfy.model_management as mm
+from arsample_pack.nodes import text
+from arsample_pack.nodes.payloads import ARModelHandle
+prompts = json.loads(sys.argv[5])
+assert "t5_tiny/" in text.text_encoder_choices(), text.text_encoder_choices()
+handle = text.T5Loader.execute("t5_tiny/", "fp32").result[0]
+features, mask = text.encode_prompts(handle, prompts, 120, True)
+still_loaded = any(m.model is handle.patcher for m in mm.current_loaded_models)
+model = ARModelHandle(None, "t2i_XL_stage1_256.pt", "t2i", 0, 16384, 16, caption_tokens=120, caption_dim=16)
+cond = text.TextCondition.execute(model, handle, prompts[1], 3, True).result[0]
+errors = []
+for bad in (ARModelHandle(None, "c2i_L_384.pt", "c2i", 1000, 16384, 24),
+            ARModelHandle(None, "t2i_B.pt", "t2i", 0, 16384, 16, caption_tokens=120, caption_dim=2048)):
+    try:
+        text.TextCondition.execute(bad, handle, "a cat", 1, True)
+    except Exception as exc:
+        errors.append(str(exc))
+torch.save({"features": features, "mask": mask, "cond_caption": cond.caption, "cond_mask": cond.caption_mask,
+            "still_loaded": still_loaded, "errors": errors}, out)
+"""
+
+
+@pytest.fixture(scope="module")
+def comfy_python():
+    if os.environ.get("ARSAMPLE_SKIP_COMFYUI"):
+        pytest.skip("ARSAMPLE_SKIP_COMFYUI is set")
+    cache = cache_dir()
+    tree = comfyui_tree(cache)
+    return comfyui_python(cache, tree), tree
+
+
+def test_comfy_t5_path_matches_reference(comfy_python, tmp_path):
+    python, tree = comfy_python
+    (tmp_path / "arsample_pack").symlink_to(PACK_DIR, target_is_directory=True)
+    io = load_file(GOLDEN / "t5_io.safetensors")
+    from safetensors import safe_open
+
+    prompts = json.loads(safe_open(str(GOLDEN / "t5_io.safetensors"), "pt").metadata()["prompts"])
+    out = tmp_path / "out.pt"
+    proc = subprocess.run([str(python), "-c", SCRIPT, str(tree), str(tmp_path), str(GOLDEN), str(out),
+                           json.dumps(prompts)], capture_output=True, text=True, timeout=600,
+                          env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = torch.load(out, weights_only=True)
+    torch.testing.assert_close(got["features"], io["left_padded"], atol=1e-4, rtol=0)
+    assert torch.equal(got["mask"], io["left_padded_mask"])
+    assert not got["still_loaded"]  # offloaded after encoding
+    assert got["cond_caption"].shape == (3, 120, 16)
+    torch.testing.assert_close(got["cond_caption"][2], io["left_padded"][1], atol=1e-4, rtol=0)
+    assert "class-to-image" in got["errors"][0] and "2048" in got["errors"][1]
+    assert "longer than 120 T5 tokens" in proc.stderr
