@@ -1,7 +1,6 @@
 """Command line `arsample`."""
 
+# Bound after the submodule import, so ``arsample.cli.main`` is always the function, never the module.
+from .main import main
 
-def main(argv=None) -> int:
-    from .main import main as _main
-
-    return _main(argv)
+__all__ = ["main"]

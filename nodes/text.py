@@ -95,7 +95,7 @@ class T5Loader(io.ComfyNode):
         load_device, offload_device = mm.text_encoder_device(), mm.text_encoder_offload_device()
         dtype = mm.text_encoder_dtype(load_device) if weight_dtype == "auto" else parse_dtype(weight_dtype)
         module = T5(config.to_comfy(), dtype, offload_device, comfy.ops.manual_cast)
-        module.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True)
+        module.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
         del state
         tokenizer = T5PromptTokenizer(files.tokenizer) if files.tokenizer else T5PromptTokenizer()
         patcher = make_patcher(module.eval().requires_grad_(False), load_device, offload_device)

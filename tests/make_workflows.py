@@ -46,7 +46,7 @@ For the 512 px stage-2 model, load `t2i_XL_stage2_512.pt` instead.
 # (title, node type, extra widget values) per sampler row; all rows share the seed and settings.
 SAMPLER_ROWS = [
     ("Plain (LlamaGen)", "ARsampleSampler", {}),
-    ("Entropy temperature", "ARsampleEntropySampler", {"preset": "llamagen"}),
+    ("Entropy temperature", "ARsampleEntropySampler", {}),  # preset: the spec's entropy_preset
     ("SJD, exact acceptance (lossless)", "ARsampleEntropySJDSampler",
      {"acceptance": "exact (lossless)", "preset": "off", "window": 16}),
     ("SJD, entropy acceptance (lossy)", "ARsampleEntropySJDSampler",
@@ -58,7 +58,7 @@ SAMPLER_ROWS = [
 
 def comparison(model: str, vq: str, cfg: float, top_k: int, prefix: str, classes: str | None = None,
                prompt: str | None = None, t5: str = "flan-t5-xl/", model_props=None, vq_props=None,
-               note: str | None = None) -> tuple[list[Node], list[dict]]:
+               note: str | None = None, entropy_preset: str = "llamagen") -> tuple[list[Node], list[dict]]:
     """Loaders → class or text condition → every sampler row (same seed) → decode, entropy map, save, stats."""
     common = {"seed": 0, "cfg": cfg, "top_k": top_k, "top_p": 1.0, "temperature": 1.0, "cfg_interval": -1}
     nodes = [
@@ -86,6 +86,8 @@ def comparison(model: str, vq: str, cfg: float, top_k: int, prefix: str, classes
         slug = title.split(",")[0].split(" (")[0].lower().replace(" ", "_")
         if "exact" in title or "entropy acceptance" in title:
             slug += "_exact" if "exact" in title else "_entropy"
+        if node_type == "ARsampleEntropySampler":
+            extra = {**extra, "preset": entropy_preset}
         nodes += [
             Node(base, node_type, (380, y), {**common, **extra},
                  {"model": (1, 0), "conditioning": (3, 0), "vq": (2, 0)}, title=title, size=(330, 420)),
@@ -107,8 +109,8 @@ def comparison(model: str, vq: str, cfg: float, top_k: int, prefix: str, classes
 
 WORKFLOW_SPECS = {
     "ARsample_embedded_compare_samplers": dict(
-        model="embedded:tiny", vq="embedded:tiny", classes="circle, ring, triangle, dots", cfg=3.0, top_k=0,
-        prefix="ARsample/embedded"),
+        model="embedded:tiny", vq="embedded:tiny", classes="circle, ring, triangle, dots", cfg=2.0, top_k=16,
+        prefix="ARsample/embedded", entropy_preset="embedded"),
     "ARsample_llamagen_t2i_compare_samplers": dict(
         model="t2i_XL_stage1_256.pt", vq="vq_ds16_t2i.pt", prompt=T2I_PROMPT, cfg=7.5, top_k=1000,
         prefix="ARsample/llamagen_t2i", model_props=LLAMAGEN_MODELS["t2i_XL_stage1_256.pt"],
@@ -140,8 +142,8 @@ def write_thumbnails(out_dir: Path = WORKFLOWS) -> None:
     from arsample.samplers import SamplerSettings, named_sampler
 
     gpt, vq = load_embedded("tiny")
-    base = SamplerSettings(cfg_scale=3.0)
-    samplers = [named_sampler(n, base) for n in ("plain", "entropy", "sjd", "sjd-entropy", "coupled")]
+    base = SamplerSettings(cfg_scale=2.0, top_k=16)
+    samplers = [named_sampler(n, base, "embedded") for n in ("plain", "entropy", "sjd", "sjd-entropy", "coupled")]
     sheet, _ = comparison_sheet(gpt, vq, [0, 5, 2, 9], samplers, seed=0)
     img = Image.fromarray(sheet)
     img.thumbnail((640, 640))

@@ -62,17 +62,35 @@ def test_vq_reconstructs_held_out_images(tiny):
     assert psnr > 22
 
 
-def test_generated_images_look_like_the_data(tiny):
-    """Fixed seed, 2 images per class with the plain sampler at the default settings.
+def _default_settings() -> SamplerSettings:
+    from arsample.cli.embedded_args import TINY_DEFAULTS
 
-    The shipped GPT does not yet follow the class (see README: class accuracy is near chance), so this
-    checks what it does do, and what breaks if the weights, the tokenizer or the sampler break: images
-    with the data's large flat regions, much closer (Fréchet distance) to real images than images
-    decoded from random tokens.
-    """
+    return SamplerSettings(cfg_scale=TINY_DEFAULTS["cfg"], top_k=TINY_DEFAULTS["top_k"])
+
+
+def test_generated_images_show_the_requested_class(tiny):
+    """Fixed seed, 3 images per class, plain sampler at the defaults: the evaluator recognises the class
+    (chance is 10%; the README's 150-image benchmark gives about 90%)."""
+    gpt, vq, evaluator = tiny
+    labels = torch.arange(10).repeat_interleave(3)
+    result = named_sampler("plain", _default_settings()).run(gpt, LlamaGenCondition(labels=labels), seed=0)
+    pred, _ = predict(evaluator, vq.decode_codes(result.tokens).clamp(-1, 1))
+    accuracy = (pred == labels).float().mean().item()
+    assert accuracy >= 0.75, accuracy
+    # ... and the class decides it: the same seed with the labels shifted by one is recognised as shifted.
+    shifted = (labels + 1) % 10
+    other = named_sampler("plain", _default_settings()).run(gpt, LlamaGenCondition(labels=shifted), seed=0)
+    pred_other, _ = predict(evaluator, vq.decode_codes(other.tokens).clamp(-1, 1))
+    assert (pred_other == shifted).float().mean().item() >= 0.75
+
+
+def test_generated_images_look_like_the_data(tiny):
+    """Fixed seed, 2 images per class with the plain sampler at the default settings: images with the
+    data's large flat regions, much closer (Fréchet distance) to real images than images decoded from
+    random tokens, and all different."""
     gpt, vq, evaluator = tiny
     labels = torch.arange(10).repeat_interleave(2)
-    result = named_sampler("plain", SamplerSettings(cfg_scale=3.0)).run(gpt, LlamaGenCondition(labels=labels), seed=0)
+    result = named_sampler("plain", _default_settings()).run(gpt, LlamaGenCondition(labels=labels), seed=0)
     images = vq.decode_codes(result.tokens).clamp(-1, 1)
     random_tokens = torch.randint(0, vq.codebook_size, result.tokens.shape, generator=torch.Generator().manual_seed(0))
     noise = vq.decode_codes(random_tokens).clamp(-1, 1)

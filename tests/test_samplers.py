@@ -163,3 +163,16 @@ def test_class_out_of_range_and_wrong_condition_kind(tiny_c2i, tiny_t2i):
         sample_ar(tiny_c2i, LlamaGenCondition(caption=torch.zeros(1, 1, 16)), SamplerSettings())
     with pytest.raises(SamplingError, match="Caption features must have shape"):
         sample_ar(tiny_t2i, LlamaGenCondition(caption=torch.zeros(1, 12, 8)), SamplerSettings())
+
+
+def test_rescaled_preset_gives_a_typical_token_the_reference_temperature():
+    from arsample.samplers.entropy import PRESETS, REFERENCE_ENTROPY, rescaled
+
+    base = PRESETS["llamagen"]
+    small = rescaled(base, mean=0.7, std=0.6)
+    ref_mean, ref_std = REFERENCE_ENTROPY
+    for z in (-1.5, 0.0, 2.0):  # the same number of standard deviations from the mean
+        h_small = torch.tensor(0.7 + z * 0.6)
+        h_ref = torch.tensor(ref_mean + z * ref_std)
+        torch.testing.assert_close(small.temperature(h_small), base.temperature(h_ref))
+    assert small.theta == base.theta and small.alpha < base.alpha

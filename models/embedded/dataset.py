@@ -1,10 +1,17 @@
 """Procedural "shapes" images: a class-conditional dataset generated on demand.
 
-Each 32x32 image (drawn at 64x64, then box-filtered) is one of ten shape kinds (the class) in a random colour,
-position and size, on a plain, gradient or striped background. Large flat or
-smooth regions next to sharp detail give the token entropy the spatial
-variation it has on natural images. Image ``i`` of seed ``s`` is always the
-same picture (its randomness comes from numpy's generator seeded with (s, i)).
+Each 32x32 image (drawn at 64x64, then box-filtered) is one of ten shape kinds (the class), large and
+near the centre, in one of the two colours of its class, on a plain, gradient or striped background of
+two other colours. Large flat or smooth regions next to sharp detail give the token entropy the spatial
+variation it has on natural images. Image ``i`` of seed ``s`` is always the same picture (its randomness
+comes from numpy's generator seeded with (s, i)).
+
+Why large shapes and class colours: with small shapes anywhere in the picture, the class decided only a
+handful of the 256 tokens, and a 1.3 M-parameter GPT trained for an hour on 2 CPU cores learned the
+image statistics but ignored the class (teacher-forced loss with true and shuffled labels differed by
+0.002 nats/token; generated images were recognised as their class 7-20% of the time). Here the shape
+covers about half the tokens and its colour narrows the class to two kinds, as colour and shape go
+together in natural classes.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ PALETTE = np.array([
     (24, 24, 28), (236, 236, 232), (214, 48, 49), (46, 170, 80), (44, 92, 214), (242, 204, 36), (142, 60, 186),
     (240, 132, 28), (38, 186, 196),
 ], dtype=np.float32)
+# The two shape colours of each class (indices into PALETTE); every pair is different, and every colour
+# is shared by two or three classes, so the evaluator has to look at the shape too.
+CLASS_COLOURS = ((0, 4), (1, 5), (2, 6), (3, 7), (4, 8), (5, 0), (6, 1), (7, 2), (8, 3), (0, 6))
 BACKGROUNDS = ("plain", "vertical-gradient", "horizontal-gradient", "stripes")
 
 
@@ -82,12 +92,13 @@ def _draw_shape(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: f
 
 def render(label: int, rng: np.random.Generator) -> np.ndarray:
     """One image (32, 32, 3) uint8 of class ``label``, randomness from ``rng``."""
-    picks = rng.permutation(len(PALETTE))
-    background = _background(rng, PALETTE[picks[:2]])
+    shape_colour = CLASS_COLOURS[label][int(rng.integers(2))]
+    others = np.array([i for i in range(len(PALETTE)) if i != shape_colour])
+    background = _background(rng, PALETTE[rng.permutation(others)[:2]])
     image = Image.fromarray(background.round().astype(np.uint8))
-    r = float(rng.uniform(11, 19))
-    cx, cy = (float(rng.uniform(r + 4, _DRAW_SIZE - r - 4)) for _ in range(2))
-    colour = tuple(int(c) for c in PALETTE[picks[2]])
+    r = float(rng.uniform(18, 25))
+    cx, cy = (_DRAW_SIZE / 2 + float(rng.uniform(-5, 5)) for _ in range(2))
+    colour = tuple(int(c) for c in PALETTE[shape_colour])
     _draw_shape(ImageDraw.Draw(image), CLASSES[label], cx, cy, r, colour)
     return np.asarray(image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BOX))
 

@@ -49,9 +49,9 @@ class TrainSettings:
     commit_beta: float = 0.25
     restart_every: int = 50
     token_images: int = 20000
-    gpt_steps: int = 3000
+    gpt_steps: int = 3600
     gpt_batch: int = 16
-    gpt_lr: float = 1.5e-3
+    gpt_lr: float = 2e-3
     label_dropout: float = 0.1
     evaluator_steps: int = 1200
     checkpoint_every: int = 100
@@ -228,13 +228,34 @@ def train_gpt(work: Path, tokens_path: Path, s: TrainSettings, log: _Log) -> Pat
         torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0)
         opt.step()
         if (step + 1) % s.log_every == 0:
-            log("gpt", step + 1, loss=loss.item(), lr=opt.param_groups[0]["lr"])
+            extra = class_gap(gpt, tokens[:128], labels[:128]) if (step + 1) % (s.log_every * 10) == 0 else {}
+            log("gpt", step + 1, loss=loss.item(), lr=opt.param_groups[0]["lr"], **extra)
         if (step + 1) % s.checkpoint_every == 0:
             _save_state(work / "gpt_state.pt", model=gpt.state_dict(), opt=opt.state_dict(), step=step + 1,
                         rng=torch.get_rng_state())
     gpt.eval()
     save_safetensors_atomic(gpt.state_dict(), final, TINY_GPT.to_metadata())
     return final
+
+
+@torch.no_grad()
+def class_gap(gpt: LlamaGenGPT, tokens: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Teacher-forced loss with the true labels and how much worse shuffled / null labels do.
+
+    The gaps tell whether the model uses the class at all: near 0 means it ignores it.
+    """
+    was_training = gpt.training
+    gpt.eval()
+
+    def loss_with(lab):
+        logits = gpt(LlamaGenCondition(labels=lab), tokens)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1)).item()
+
+    true = loss_with(labels)
+    shuffled = loss_with(labels.roll(1))
+    null = loss_with(torch.full_like(labels, NUM_CLASSES))
+    gpt.train(was_training)
+    return {"eval_loss": true, "gap_shuffled": shuffled - true, "gap_null": null - true}
 
 
 def _init_gpt(gpt: LlamaGenGPT) -> None:
