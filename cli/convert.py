@@ -70,16 +70,9 @@ def _convert_t5(src: Path, dst: Path, dtype: str | None) -> int:
     import dataclasses
     import json
 
-    import torch
+    from ..models.t5 import read_t5_checked
 
-    from ..models.checkpoint import check_state_matches
-    from ..models.t5 import T5Encoder, find_t5_files, infer_t5_config, read_t5_encoder_state
-
-    files = find_t5_files(src)
-    state = read_t5_encoder_state(files)
-    config = infer_t5_config(state, files.hf_config)
-    with torch.device("meta"):
-        check_state_matches(T5Encoder(config), state, files.name, "T5 encoder")
+    _, state, config = read_t5_checked(src)
     cast = parse_dtype(dtype) if dtype else None
     tensors = {k: (v.to(cast) if cast is not None and v.is_floating_point() else v).contiguous()
                for k, v in state.items()}

@@ -20,9 +20,8 @@ import folder_paths
 from comfy.text_encoders.t5 import T5
 
 from ..errors import CheckpointError, SamplingError
-from ..models.checkpoint import check_state_matches
 from ..models.llamagen import parse_dtype
-from ..models.t5 import T5Encoder, T5PromptTokenizer, find_t5_files, infer_t5_config, left_align, read_t5_encoder_state
+from ..models.t5 import T5PromptTokenizer, left_align, read_t5_checked
 from ..models.t5.text_encoder import check_width, tokenize_prompts
 from ._comfy import AR_COND, AR_MODEL, AR_TEXT_ENCODER, CATEGORY, io
 from .patching import make_patcher, unload
@@ -51,12 +50,11 @@ def text_encoder_choices() -> list[str]:
 
 
 def resolve_text_encoder(choice: str) -> str:
+    """Absolute path of a dropdown entry (a folder entry ends in '/'); raises a readable error if gone."""
     if choice.endswith("/"):
-        for root in folder_paths.get_folder_paths(TEXT_ENCODER_FOLDER):
-            path = os.path.join(root, choice.rstrip("/"))
-            if os.path.isdir(path):
-                return path
-        path = None
+        roots = folder_paths.get_folder_paths(TEXT_ENCODER_FOLDER)
+        folders = (os.path.join(root, choice.rstrip("/")) for root in roots)
+        path = next((f for f in folders if os.path.isdir(f)), None)
     else:
         path = folder_paths.get_full_path(TEXT_ENCODER_FOLDER, choice)
     if path is None:
@@ -87,17 +85,13 @@ class T5Loader(io.ComfyNode):
 
     @classmethod
     def execute(cls, t5_name: str, weight_dtype: str) -> io.NodeOutput:
-        files = find_t5_files(resolve_text_encoder(t5_name))
-        state = read_t5_encoder_state(files)
-        config = infer_t5_config(state, files.hf_config)
-        with torch.device("meta"):
-            check_state_matches(T5Encoder(config), state, t5_name, "T5 encoder")
+        files, state, config = read_t5_checked(resolve_text_encoder(t5_name))
         load_device, offload_device = mm.text_encoder_device(), mm.text_encoder_offload_device()
         dtype = mm.text_encoder_dtype(load_device) if weight_dtype == "auto" else parse_dtype(weight_dtype)
         module = T5(config.to_comfy(), dtype, offload_device, comfy.ops.manual_cast)
         module.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
         del state
-        tokenizer = T5PromptTokenizer(files.tokenizer) if files.tokenizer else T5PromptTokenizer()
+        tokenizer = T5PromptTokenizer(files.tokenizer)
         patcher = make_patcher(module.eval().requires_grad_(False), load_device, offload_device)
         return io.NodeOutput(ARTextEncoderHandle(patcher, tokenizer, t5_name, config.d_model))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ...errors import CheckpointError, ConfigError
-from ..checkpoint import build_strict
+from ..checkpoint import build_strict, check_state_matches
 from ..llamagen.loader import parse_dtype
 from .config import T5Config, infer_t5_config
 from .encoder import T5Encoder
@@ -63,6 +63,16 @@ class T5TextEncoder:
         return PromptFeatures(features, mask, used, tokens.dropped)
 
 
+def read_t5_checked(path: str | os.PathLike, tokenizer: str | os.PathLike | None = None):
+    """Files, encoder tensors and config of a T5 (file or folder), keys and shapes checked; nothing built."""
+    files = find_t5_files(path, tokenizer)
+    state = read_t5_encoder_state(files)
+    config = infer_t5_config(state, files.hf_config)
+    with torch.device("meta"):
+        check_state_matches(T5Encoder(config), state, files.name, "T5 encoder")
+    return files, state, config
+
+
 def load_t5(path: str | os.PathLike, *, tokenizer: str | os.PathLike | None = None, dtype="fp32",
             device: str | torch.device = "cpu") -> T5TextEncoder:
     """Load a T5 encoder (weights file or Hugging Face folder) and its tokenizer.
@@ -73,7 +83,7 @@ def load_t5(path: str | os.PathLike, *, tokenizer: str | os.PathLike | None = No
     """
     files = find_t5_files(path, tokenizer)
     model = t5_from_state_dict(read_t5_encoder_state(files), files.name, files.hf_config, dtype=dtype, device=device)
-    tok = T5PromptTokenizer(files.tokenizer) if files.tokenizer else T5PromptTokenizer()
+    tok = T5PromptTokenizer(files.tokenizer)
     if tok.vocab_size > model.config.vocab_size:
         raise CheckpointError(f"The tokenizer has {tok.vocab_size} tokens but '{files.name}' embeds only "
                               f"{model.config.vocab_size}: they do not belong together.")

@@ -34,7 +34,8 @@ class TokenizedPrompts:
 class T5PromptTokenizer:
     """SentencePiece-unigram T5 tokenizer read from a ``tokenizer.json`` (or ``.json.gz``) file."""
 
-    def __init__(self, path: str | Path = BUNDLED_TOKENIZER):
+    def __init__(self, path: str | Path | None = None):
+        path = path or BUNDLED_TOKENIZER
         try:
             from tokenizers import Tokenizer
         except ImportError as exc:  # pragma: no cover - tokenizers is a declared dependency
