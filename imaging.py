@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .outputs import make_readable, write_file
 
 # A perceptually ordered dark-to-bright ramp (approximately "inferno"), for entropy heatmaps.
 _RAMP = np.array([
@@ -69,33 +70,23 @@ def make_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> n
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> None:
-    """Save an RGB uint8 array as PNG via a temporary file (no half-written file on failure)."""
+    """Save an RGB uint8 array as PNG via a temporary file (no half-written file on failure).
+
+    Inside ``outputs.batch()`` the file appears only when the whole batch is written.
+    """
     from PIL import Image
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=str(path.parent))
-    os.close(fd)
-    try:
-        Image.fromarray(image).save(tmp, format="PNG")
-        _make_readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
 
 
 def save_npy(array: np.ndarray, path: str | os.PathLike) -> None:
-    """Save a numpy array via a temporary file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=str(path.parent))
-    os.close(fd)
-    try:
-        np.save(tmp, array, allow_pickle=False)
-        _make_readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Save a numpy array (no pickles) via a temporary file (see save_png)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.save would add '.npy' to a bare name
+            np.save(f, array, allow_pickle=False)
+
+    write_file(path, write)
 
 
 def upscale(images: np.ndarray, factor: int) -> np.ndarray:
@@ -166,6 +157,4 @@ def partial_preview(vq, row: torch.Tensor, done: int, grid: int) -> np.ndarray:
 
 def _make_readable(path) -> None:
     """mkstemp creates 0600 files; give the final file the usual permissions (0666 minus umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    make_readable(path)

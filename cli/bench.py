@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..models.embedded import load_embedded, load_evaluator
 from ..models.embedded.benchmark import run_benchmark, to_json, to_markdown
 from ..samplers import SAMPLER_NAMES
-from .common import output_path, parse_int_list, pick_device
+from ..outputs import OutputPlan, write_text
+from .common import embedded_inputs, parse_int_list, pick_device
 from .embedded_args import add_sampling_flags, add_sjd_flags, base_settings, build_samplers
 
 
@@ -26,8 +25,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    json_path = output_path(args.json, "--json") if args.json else None
-    md_path = output_path(args.markdown, "--markdown") if args.markdown else None
+    json_path, md_path = args.json, args.markdown
+    plan = OutputPlan(outputs={"--json": json_path, "--markdown": md_path},
+                      inputs=embedded_inputs(args.model, ("gpt", "vq", "evaluator"))).check()
     seeds = parse_int_list(args.seeds, "--seeds")
     device = pick_device(args.device)
     gpt, vq = load_embedded(args.model, device=device)
@@ -39,8 +39,9 @@ def run(args) -> int:
         return 0
     table = to_markdown(result)
     print(table)
-    if json_path:
-        Path(json_path).write_text(to_json(result))
-    if md_path:
-        Path(md_path).write_text(table + "\n")
+    with plan.writing():  # both files, or neither
+        if json_path:
+            write_text(json_path, to_json(result))
+        if md_path:
+            write_text(md_path, table + "\n")
     return 0

@@ -7,16 +7,25 @@ from pathlib import Path
 import torch
 
 from ..errors import ARSampleError
+from ..outputs import check_file_output
 
 
 def output_path(path: str, flag: str) -> Path:
-    """Check, before any work, that ``path`` can be written (its folder exists)."""
-    p = Path(path)
-    if p.is_dir():
-        raise ARSampleError(f"{flag} '{path}' is a folder; give a file name.")
-    if not p.parent.exists():
-        raise ARSampleError(f"{flag}: folder '{p.parent}' does not exist; create it first.")
-    return p
+    """Check, before any work, that ``path`` can be written (see outputs.check_file_output).
+
+    Commands with several outputs or with inputs use ``outputs.OutputPlan``, which also refuses
+    outputs that are the same file as an input or as each other.
+    """
+    check_file_output(flag, path)
+    return Path(path)
+
+
+def embedded_inputs(name: str, parts=("gpt", "vq")) -> dict[str, Path]:
+    """The files of an embedded model as named inputs of an OutputPlan (so no output replaces them)."""
+    from ..models.embedded import embedded_paths
+
+    paths = embedded_paths(name)
+    return {f"--model {name} ({part} file)": paths[part] for part in parts}
 
 
 def pick_device(name: str | None) -> torch.device:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 
 from ..errors import ARSampleError
-from ..models.checkpoint import read_checkpoint, save_safetensors_atomic
+from ..models.checkpoint import check_finite, read_checkpoint, save_safetensors_atomic
 from ..models.llamagen import gpt_from_state_dict, parse_dtype, vq_from_state_dict
 from ..models.llamagen.config import detect_kind
-from .common import output_path
+from ..outputs import OutputPlan
 
 
 def register(sub) -> None:
@@ -28,13 +28,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    src, dst = Path(args.input), output_path(args.output, "output")
+    src, dst = Path(args.input), Path(args.output)
     if dst.suffix.lower() != ".safetensors":
         raise ARSampleError(f"The output must end in .safetensors; got '{dst.name}'.")
-    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
-        raise ARSampleError("Input and output are the same file; choose another output name.")
+    plan = OutputPlan(outputs={"output": args.output}, inputs={"input": args.input}).check()
     if src.is_dir() or _is_t5_file(src):
-        return _convert_t5(src, dst, args.dtype)
+        return _convert_t5(src, dst, args.dtype, plan)
     state, metadata = read_checkpoint(src)
     kind = detect_kind(state)
     if kind.startswith("gpt"):
@@ -47,7 +46,9 @@ def run(args) -> int:
     dtype = parse_dtype(args.dtype) if args.dtype else None
     tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v)
                for k, v in model.state_dict().items()}
-    save_safetensors_atomic(tensors, dst, model.config.to_metadata())
+    check_finite(tensors, dst.name)  # a cast to fp16 can overflow weights the source held fine
+    with plan.writing():
+        save_safetensors_atomic(tensors, dst, model.config.to_metadata())
     size = sum(v.numel() * v.element_size() for v in tensors.values()) / 1e6
     print(f"wrote {dst} ({kind}, {model.config.name or 'custom'}, {size:.1f} MB)")
     return 0
@@ -65,7 +66,7 @@ def _is_t5_file(path: Path) -> bool:
         return False
 
 
-def _convert_t5(src: Path, dst: Path, dtype: str | None) -> int:
+def _convert_t5(src: Path, dst: Path, dtype: str | None, plan: OutputPlan) -> int:
     """The T5 encoder of ``src`` (folder or file) → one .safetensors with its config in the metadata."""
     import dataclasses
     import json
@@ -76,7 +77,9 @@ def _convert_t5(src: Path, dst: Path, dtype: str | None) -> int:
     cast = parse_dtype(dtype) if dtype else None
     tensors = {k: (v.to(cast) if cast is not None and v.is_floating_point() else v).contiguous()
                for k, v in state.items()}
-    save_safetensors_atomic(tensors, dst, {"t5_config": json.dumps(dataclasses.asdict(config))})
+    check_finite(tensors, dst.name)
+    with plan.writing():
+        save_safetensors_atomic(tensors, dst, {"t5_config": json.dumps(dataclasses.asdict(config))})
     size = sum(v.numel() * v.element_size() for v in tensors.values()) / 1e6
     print(f"wrote {dst} (T5 encoder, {config.num_layers} layers, width {config.d_model}, {size:.1f} MB)")
     return 0

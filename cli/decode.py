@@ -8,7 +8,8 @@ import torch
 from .. import imaging
 from ..errors import ARSampleError
 from ..models.llamagen import load_vq
-from .common import output_path, pick_device
+from ..outputs import OutputPlan
+from .common import pick_device
 
 
 def register(sub) -> None:
@@ -38,10 +39,12 @@ def load_tokens(path: str) -> torch.Tensor:
 
 
 def run(args) -> int:
-    out = output_path(args.out, "--out")
+    out = args.out
+    plan = OutputPlan(outputs={"--out": out}, inputs={"--vq": args.vq, "--tokens": args.tokens}).check()
     tokens = load_tokens(args.tokens)
     vq = load_vq(args.vq, device=pick_device(args.device))
     images = imaging.to_uint8(vq.decode_codes(tokens))
-    imaging.save_png(imaging.make_grid(images, columns=len(images), pad=0), out)
+    with plan.writing():
+        imaging.save_png(imaging.make_grid(images, columns=len(images), pad=0), out)
     print(f"wrote {out} ({len(images)} image{'s' if len(images) > 1 else ''}, {images.shape[2]}x{images.shape[1]})")
     return 0

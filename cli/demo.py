@@ -9,7 +9,8 @@ from ..models.embedded import load_embedded
 from ..models.embedded.dataset import CLASSES
 from ..models.llamagen import LlamaGenCondition
 from ..samplers import SAMPLER_NAMES
-from .common import output_path, parse_int_list, pick_device
+from ..outputs import OutputPlan
+from .common import embedded_inputs, parse_int_list, pick_device
 from .embedded_args import add_sampling_flags, add_sjd_flags, base_settings, build_samplers
 
 
@@ -46,13 +47,15 @@ def comparison_sheet(gpt, vq, classes: list[int], samplers, seed: int, scale: in
 
 
 def run(args) -> int:
-    out = output_path(args.out, "--out")
+    out = args.out
+    plan = OutputPlan(outputs={"--out": out}, inputs=embedded_inputs(args.model)).check()
     classes = parse_int_list(args.classes, "--classes")
     gpt, vq = load_embedded(args.model, device=pick_device(args.device))
     samplers = build_samplers(args.samplers, base_settings(args), args)
     sheet, results = comparison_sheet(gpt, vq, classes, samplers, args.seed)
     for name, result in results:
         print(f"{name:>18}: {result.stats.summary()}")
-    imaging.save_png(sheet, out)
+    with plan.writing():
+        imaging.save_png(sheet, out)
     print(f"wrote {out} (rows: samplers; per class: image, then its per-token entropy; same seed {args.seed})")
     return 0

@@ -11,7 +11,7 @@ TINY_DEFAULTS = dict(cfg=2.0, top_k=16, top_p=1.0, temperature=1.0)
 
 def add_sampling_flags(p) -> None:
     p.add_argument("--model", default="tiny", help="embedded model name")
-    p.add_argument("--cfg", type=float, default=TINY_DEFAULTS["cfg"], help="classifier-free guidance (1 = off)")
+    p.add_argument("--cfg", type=float, default=TINY_DEFAULTS["cfg"], help="classifier-free guidance (any value ≤ 1 is off)")
     p.add_argument("--top-k", type=int, default=TINY_DEFAULTS["top_k"], help="0 = off")
     p.add_argument("--top-p", type=float, default=TINY_DEFAULTS["top_p"], help="1.0 = off")
     p.add_argument("--temperature", type=float, default=TINY_DEFAULTS["temperature"])

@@ -15,7 +15,8 @@ from ..models.llamagen import LlamaGenCondition, check_pair, load_gpt, load_vq
 from ..models.t5 import load_t5
 from ..models.t5.text_encoder import check_width
 from ..samplers import PRESETS, SamplerSettings, SJDSettings, preset, sample_ar, sample_sjd
-from .common import output_path, parse_int_list, pick_device
+from ..outputs import OutputPlan
+from .common import parse_int_list, pick_device
 from .embedded_args import add_sjd_flags
 
 SAMPLERS = ("plain", "entropy", "sjd")
@@ -39,7 +40,7 @@ def register(sub) -> None:
                    help="feed prompts as typed (the reference lower-cases and tidies them first)")
     p.add_argument("--sampler", choices=SAMPLERS, default="plain")
     p.add_argument("--cfg", type=float, default=None,
-                   help="classifier-free guidance scale, 1 = off (default: 4 for classes, 7.5 for prompts, "
+                   help="classifier-free guidance scale, any value ≤ 1 is off (default: 4 for classes, 7.5 for prompts, "
                         "as the LlamaGen demos)")
     p.add_argument("--cfg-interval", type=int, default=-1, help="guided decode steps (-1 = all)")
     p.add_argument("--top-k", type=int, default=0, help="0 = off")
@@ -78,9 +79,7 @@ def settings_from_args(args) -> SamplerSettings:
 
 
 def run(args) -> int:
-    out = output_path(args.out, "--out")
-    tokens_path = output_path(args.save_tokens, "--save-tokens") if args.save_tokens else None
-    map_path = output_path(args.entropy_map, "--entropy-map") if args.entropy_map else None
+    out, tokens_path, map_path = args.out, args.save_tokens, args.entropy_map
     if bool(args.classes) == bool(args.prompt):
         raise ARSampleError("Give --classes (class-to-image) or --prompt (text-to-image), one of the two.")
     if args.prompt and not args.t5:
@@ -96,6 +95,8 @@ def run(args) -> int:
         args.gpt, args.vq = str(paths["gpt"]), str(paths["vq"])
     elif not (args.gpt and args.vq):
         raise ARSampleError("Give --gpt and --vq checkpoints, or --model tiny for the embedded model.")
+    plan = OutputPlan(outputs={"--out": out, "--save-tokens": tokens_path, "--entropy-map": map_path},
+                      inputs=_inputs(args)).check()
 
     vq = load_vq(args.vq, device=device)
     override = {"downsample": vq.downsample}
@@ -112,16 +113,24 @@ def run(args) -> int:
     else:
         result = sample_ar(gpt, cond, settings, seed=args.seed)
     images = imaging.to_uint8(vq.decode_codes(result.tokens))
+    maps = imaging.entropy_heatmaps(result.entropy, images.shape[1:3]) if map_path else None
 
-    imaging.save_png(imaging.make_grid(images), out)
-    if tokens_path:
-        imaging.save_npy(result.tokens.cpu().numpy().astype(np.int64), tokens_path)
-    if map_path:
-        maps = imaging.entropy_heatmaps(result.entropy, images.shape[1:3])
-        imaging.save_png(imaging.make_grid(maps), map_path)
+    with plan.writing():  # all outputs appear together, or none
+        imaging.save_png(imaging.make_grid(images), out)
+        if tokens_path:
+            imaging.save_npy(result.tokens.cpu().numpy().astype(np.int64), tokens_path)
+        if map_path:
+            imaging.save_png(imaging.make_grid(maps), map_path)
     print(f"{args.sampler}: {result.stats.summary()}")
     print(f"wrote {out}" + (f", {tokens_path}" if tokens_path else "") + (f", {map_path}" if map_path else ""))
     return 0
+
+
+def _inputs(args) -> dict[str, str | None]:
+    """The files and folders generate reads, by flag (no output may replace them)."""
+    models = ({f"--model {args.model} ({part} file)": path for part, path in (("gpt", args.gpt), ("vq", args.vq))}
+              if args.model else {"--gpt": args.gpt, "--vq": args.vq})
+    return {**models, "--t5": args.t5, "--t5-tokenizer": args.t5_tokenizer}
 
 
 def _condition(args, gpt, classes: list[int] | None, device) -> LlamaGenCondition:

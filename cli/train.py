@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+from ..errors import ARSampleError
 from ..models.embedded import WEIGHTS
-from ..models.embedded.train import STAGES, TrainSettings, run as run_training
+from ..models.embedded.train import STAGES, TrainSettings, export_paths, run as run_training
+from ..outputs import OutputPlan
 
 
 def register(sub) -> None:
@@ -21,5 +23,16 @@ def register(sub) -> None:
 def run(args) -> int:
     settings = TrainSettings(**{f.name: getattr(args, f.name) for f in fields(TrainSettings)})
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        what = f"unknown stage {', '.join(repr(s) for s in unknown)}" if unknown else "no stage given"
+        raise ARSampleError(f"--stages: {what}; choose from {','.join(STAGES)}.")
+    # Both folders are checked before any work (they may not exist yet; they are created), and so are
+    # the export files where they exist already. Only the export stage writes the export folder.
+    exporting = "export" in stages
+    folders = {"--work-dir": args.work_dir, "--export-dir": args.export_dir if exporting else None}
+    files = {f"--export-dir ({path.name})": path for path in export_paths(args.export_dir)
+             if exporting and path.exists()}
+    OutputPlan(outputs=files, folders=folders).check()
     run_training(args.work_dir, args.export_dir, settings, stages)
     return 0

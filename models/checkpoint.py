@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Mapping
@@ -32,6 +31,10 @@ _WRAPPER_KEYS = ("model", "module", "state_dict", "ema")
 _STRIPPED_PREFIXES = ("module.", "_orig_mod.")
 # Non-persistent tensors some exports include; they are recomputed, never loaded.
 _DROPPED_KEYS = ("freqs_cis",)
+# Wrappers nest at most a few levels deep (e.g. {"model": {"module": ...}}); deeper is not a checkpoint.
+_MAX_WRAPPER_DEPTH = 8
+# At most this many offending keys are named when weights are not finite.
+_NONFINITE_SHOWN = 4
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -62,33 +65,58 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 
 
 def clean_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """Unwrap training containers and normalise key names (see read_checkpoint)."""
-    state = obj
-    while isinstance(state, Mapping) and not _looks_like_state_dict(state):
-        inner = next((state[k] for k in _WRAPPER_KEYS if k in state and isinstance(state[k], Mapping)), None)
-        if inner is None:
-            break
-        state = inner
-    if not isinstance(state, Mapping) or not _looks_like_state_dict(state):
+    """Unwrap training containers and normalise key names (see read_checkpoint).
+
+    A wrapper (``model``, ``module``, ``state_dict``, then ``ema``, the order of
+    LlamaGen's own scripts) that holds weights wins over the level around it, so
+    optimiser state, step counters, RNG-state tensors or ``args`` beside it do not
+    matter. Key prefixes ``module.`` and ``_orig_mod.`` are stripped in any order
+    and number; tensors only, ``freqs_cis`` dropped.
+    """
+    state = _find_state_dict(obj)
+    if state is None:
         raise CheckpointError(
             f"'{source}' holds no model weights (expected a dict of tensors, or one under "
-            f"'model'/'module'/'state_dict'). Is this a model checkpoint?"
+            f"'model'/'module'/'state_dict'/'ema'). Is this a model checkpoint?"
         )
     cleaned: dict[str, torch.Tensor] = {}
+    original: dict[str, str] = {}
     for key, value in state.items():
-        if not isinstance(value, torch.Tensor):
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             continue
-        for prefix in _STRIPPED_PREFIXES:
-            while key.startswith(prefix):
-                key = key[len(prefix):]
-        if key in _DROPPED_KEYS:
+        name = strip_wrapper_prefixes(key)
+        if name in _DROPPED_KEYS:
             continue
-        cleaned[key] = value
+        if name in cleaned:
+            raise CheckpointError(f"'{source}' holds '{name}' twice (as '{original[name]}' and '{key}'): it mixes "
+                                  f"two models. Re-save only the state dict of the one you want.")
+        cleaned[name], original[name] = value, key
     return cleaned
 
 
+def strip_wrapper_prefixes(key: str) -> str:
+    """``key`` without the ``module.``/``_orig_mod.`` prefixes of DDP and torch.compile, in any order."""
+    while True:
+        prefix = next((p for p in _STRIPPED_PREFIXES if key.startswith(p)), None)
+        if prefix is None:
+            return key
+        key = key[len(prefix):]
+
+
+def _find_state_dict(obj: object, depth: int = 0) -> Mapping | None:
+    """The state dict inside ``obj``: the first wrapper entry that holds one, else ``obj`` if it holds tensors."""
+    if not isinstance(obj, Mapping) or depth > _MAX_WRAPPER_DEPTH:
+        return None
+    for key in _WRAPPER_KEYS:
+        found = _find_state_dict(obj.get(key), depth + 1)
+        if found is not None:
+            return found
+    return obj if _looks_like_state_dict(obj) else None
+
+
 def _looks_like_state_dict(mapping: Mapping) -> bool:
-    return any(isinstance(v, torch.Tensor) for v in mapping.values())
+    """True when some string key of ``mapping`` holds a tensor."""
+    return any(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in mapping.items())
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -151,40 +179,36 @@ def save_safetensors_atomic(state: Mapping[str, torch.Tensor], path: str | os.Pa
                             metadata: Mapping[str, object] | None = None) -> None:
     """Write tensors to ``path`` via a temporary file, so a failure leaves nothing behind.
 
-    Non-string metadata values are JSON-encoded.
+    Non-string metadata values are JSON-encoded. Inside ``outputs.batch()`` the file appears only
+    when the whole batch is written.
     """
     from safetensors.torch import save_file
 
-    path = Path(path)
+    from ..outputs import write_file
+
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent or "."))
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        _make_readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
 def _make_readable(path) -> None:
     """mkstemp creates 0600 files; give the final file the usual permissions (0666 minus umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    from ..outputs import make_readable
+
+    make_readable(path)
 
 
 def build_strict(cls, config, state: Mapping[str, torch.Tensor], filename: str, dtype: torch.dtype = torch.float32):
     """Instantiate ``cls(config)`` and load ``state`` into it (see check_state_matches).
 
     The module is built on the meta device first, so nothing is allocated twice;
-    floating-point tensors are cast to ``dtype`` on the way in.
+    floating-point tensors are checked to be finite (see check_finite) and cast to
+    ``dtype`` on the way in.
     """
     with torch.device("meta"):
         model = cls(config)
     check_state_matches(model, state, filename, config.name)
+    check_finite(state, filename)
     floats = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
     model.load_state_dict(floats, strict=True, assign=True)
     return model
@@ -208,6 +232,24 @@ def check_state_matches(model: torch.nn.Module, state: Mapping[str, torch.Tensor
                                                       for k in wrong]))
         raise CheckpointError(f"'{filename or 'checkpoint'}' does not match the {config_name or 'inferred'} "
                               f"configuration ({'; '.join(parts)}). Pass the right config as an override.")
+
+
+def check_finite(state: Mapping[str, torch.Tensor], filename: str) -> None:
+    """Raise a CheckpointError when a floating-point tensor of ``state`` holds NaN or inf.
+
+    Torch does not verify the checksums of a ``.pt`` archive, so flipped bytes load
+    silently; overflowed fp16 conversions look the same. One vectorised
+    ``isfinite().all()`` per tensor, read back in a single sync.
+    """
+    keys = [k for k, v in state.items() if v.is_floating_point() and v.numel()]
+    if not keys:
+        return
+    flags = torch.stack([torch.isfinite(state[k]).all().cpu() for k in keys]).tolist()
+    bad = [k for k, ok in zip(keys, flags) if not ok]
+    if bad:
+        raise CheckpointError(f"'{filename or 'checkpoint'}' holds NaN or infinite weights "
+                              f"({_short(bad, _NONFINITE_SHOWN)}): the file is corrupted, or overflowed when it was "
+                              f"converted to fp16. Download it again, or convert it from the original in bf16 or fp32.")
 
 
 def _short(items: list[str], limit: int = 6) -> str:

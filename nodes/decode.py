@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-
 import comfy.model_management as mm
 
 from .. import imaging
 from ..errors import ConfigError
+from ..overlay import entropy_overlay
 from ._comfy import AR_TOKENS, AR_VQ, CATEGORY, io
 from .patching import load
 from .payloads import ARTokens, ARVQHandle
@@ -48,7 +46,9 @@ class EntropyMap(io.ComfyNode):
                         "unsure) as a heatmap, optionally over the decoded image.",
             inputs=[
                 AR_TOKENS.Input("tokens", tooltip="Tokens from an ARsample sampler (they carry the entropy)."),
-                io.Image.Input("image", optional=True, tooltip="The decoded image, to match its size and overlay."),
+                io.Image.Input("image", optional=True,
+                               tooltip="The decoded image, to match its size and overlay: any size; RGB, RGBA (alpha "
+                                       "ignored) or grey; one image per map, or one for all maps."),
                 io.Float.Input("overlay", default=0.0, min=0.0, max=1.0, step=0.05,
                                tooltip="How much of the image shows through the heatmap (needs 'image')."),
                 io.Float.Input("max_entropy", default=0.0, min=0.0, max=20.0, step=0.1,
@@ -60,12 +60,6 @@ class EntropyMap(io.ComfyNode):
 
     @classmethod
     def execute(cls, tokens: ARTokens, overlay: float, max_entropy: float, image=None) -> io.NodeOutput:
-        size = tuple(image.shape[1:3]) if image is not None else (tokens.grid_size * 16,) * 2
-        maps = imaging.entropy_heatmaps(tokens.entropy, size, vmax=max_entropy or None).astype(np.float32) / 255
-        out = torch.from_numpy(maps)
-        if image is not None and overlay > 0:
-            base = image.float().cpu()
-            if base.shape[0] != out.shape[0]:
-                base = base[:1].expand(out.shape[0], -1, -1, -1)
-            out = out * (1 - overlay) + base * overlay
-        return io.NodeOutput(out.to(mm.intermediate_device()))
+        maps = entropy_overlay(tokens.entropy, tokens.grid_size, image=image, overlay=overlay,
+                               max_entropy=max_entropy)
+        return io.NodeOutput(maps.to(mm.intermediate_device()))

@@ -33,15 +33,16 @@ def choices(folder: str) -> list[str]:
     return embedded + list(folder_paths.get_filename_list(folder))
 
 
-def resolve(folder: str, choice: str, role: str) -> str:
-    """Absolute path of a dropdown entry; raises a readable error if it is gone."""
-    from ..errors import CheckpointError
+def resolve(folder: str, choice: str | None, role: str) -> str:
+    """Absolute path of a dropdown entry; a readable error (what is missing, where it goes, where to download it)
+    when the entry is None, blank or not in ``folder`` (e.g. a workflow from another machine)."""
     from ..models.embedded import embedded_paths
+    from ..models.sources import not_in_folder, require_file_name
 
+    choice = require_file_name(choice, role)
     if choice.startswith(EMBEDDED_PREFIX):
         return str(embedded_paths(choice[len(EMBEDDED_PREFIX):])[role])
     path = folder_paths.get_full_path(folder, choice)
     if path is None:
-        raise CheckpointError(f"'{choice}' is not in models/{folder}/ (any more). Put the file there and "
-                              f"refresh the node list (press R), or pick another file.")
+        raise not_in_folder(choice, role)
     return path

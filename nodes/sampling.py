@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import SamplingError
 from ..models.llamagen import LlamaGenCondition
 from ..samplers import PRESETS, EntropyTemperature, NamedSampler, SamplerSettings, SJDSettings
+from ..samplers.entropy import preset_or_custom
 from ._comfy import AR_COND, AR_MODEL, AR_TOKENS, AR_VQ, CATEGORY, io
 from .patching import load
 from .payloads import ARConditioning, ARModelHandle, ARTokens, ARVQHandle
@@ -21,7 +22,8 @@ def common_inputs() -> list:
         io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                      tooltip="Same seed, same device and settings → same image."),
         io.Float.Input("cfg", default=4.0, min=0.0, max=30.0, step=0.1, round=0.01,
-                       tooltip="Classifier-free guidance scale; 1 = off. LlamaGen demos use 4 (c2i), 7.5 (t2i)."),
+                       tooltip="Classifier-free guidance scale; any value ≤ 1 is off (as in LlamaGen). LlamaGen "
+                               "demos use 4 (c2i), 7.5 (t2i)."),
         io.Int.Input("top_k", default=0, min=0, max=1_000_000, tooltip="Keep the k most likely tokens; 0 = off."),
         io.Float.Input("top_p", default=1.0, min=0.01, max=1.0, step=0.01, tooltip="Nucleus filter; 1.0 = off."),
         io.Float.Input("temperature", default=1.0, min=0.0, max=5.0, step=0.01,
@@ -105,17 +107,15 @@ def entropy_inputs(with_off: bool) -> list:
         io.Float.Input("clamp_max", default=0.0, min=0.0, max=10.0, step=0.05,
                        tooltip="Highest temperature allowed; 0 = no clamp (preset 'custom')."),
         io.Combo.Input("entropy_source", options=["filtered", "raw"], default="filtered",
-                       tooltip="Measure the entropy after top-k/top-p (released LlamaGen code) or before."),
+                       tooltip="Measure the entropy after top-k/top-p (released LlamaGen code) or before (used "
+                               "with preset 'custom'; every preset has its own source)."),
     ]
 
 
 def entropy_temperature(preset, t0, alpha, theta, clamp_min, clamp_max, entropy_source) -> EntropyTemperature | None:
-    if preset == "off":
-        return None
-    if preset == "custom":
-        return EntropyTemperature(t0, alpha, theta, clamp_min or None, clamp_max or None, entropy_source)
-    base = PRESETS[preset]
-    return EntropyTemperature(base.t0, base.alpha, base.theta, base.clamp_min, base.clamp_max, entropy_source)
+    """The node's entropy widgets → parameters; a named preset keeps its own values, source included."""
+    return preset_or_custom(preset, t0=t0, alpha=alpha, theta=theta, clamp_min=clamp_min, clamp_max=clamp_max,
+                            source=entropy_source)
 
 
 ACCEPTANCE_CHOICES = {"exact (lossless)": "exact", "entropy (lossy, paper rule)": "entropy",

@@ -19,8 +19,9 @@ import comfy.ops
 import folder_paths
 from comfy.text_encoders.t5 import T5
 
-from ..errors import CheckpointError, SamplingError
+from ..errors import SamplingError
 from ..models.llamagen import parse_dtype
+from ..models.sources import not_in_folder, require_file_name
 from ..models.t5 import T5PromptTokenizer, left_align, read_t5_checked
 from ..models.t5.text_encoder import check_width, tokenize_prompts
 from ._comfy import AR_COND, AR_MODEL, AR_TEXT_ENCODER, CATEGORY, io
@@ -49,17 +50,20 @@ def text_encoder_choices() -> list[str]:
     return folders + files
 
 
-def resolve_text_encoder(choice: str) -> str:
-    """Absolute path of a dropdown entry (a folder entry ends in '/'); raises a readable error if gone."""
+def resolve_text_encoder(choice: str | None) -> str:
+    """Absolute path of a dropdown entry (a folder entry ends in '/'); a readable error (what is missing, where it
+    goes, where to download it) when the entry is None, blank or gone."""
+    choice = require_file_name(choice, "t5")
     if choice.endswith("/"):
-        roots = folder_paths.get_folder_paths(TEXT_ENCODER_FOLDER)
-        folders = (os.path.join(root, choice.rstrip("/")) for root in roots)
+        name = choice.rstrip("/")
+        listed = name not in ("", ".", "..") and os.path.basename(name) == name  # a direct subfolder, as listed
+        roots = folder_paths.get_folder_paths(TEXT_ENCODER_FOLDER) if listed else []
+        folders = (os.path.join(root, name) for root in roots)
         path = next((f for f in folders if os.path.isdir(f)), None)
     else:
         path = folder_paths.get_full_path(TEXT_ENCODER_FOLDER, choice)
     if path is None:
-        raise CheckpointError(f"'{choice}' is not in models/{TEXT_ENCODER_FOLDER}/ (any more). Put FLAN-T5-XL there "
-                              f"(the google/flan-t5-xl folder, or one .safetensors of its encoder) and press R.")
+        raise not_in_folder(choice, "t5")
     return path
 
 

@@ -13,7 +13,7 @@ import torch
 
 from .distribution import token_distribution
 from .interface import ARModel
-from .result import SamplingResult, SamplingStats
+from .result import SamplingResult, SamplingStats, entropy_mean_checked
 from .rng import make_generator, sample_categorical
 from .settings import SamplerSettings
 
@@ -30,7 +30,8 @@ def sample_ar(model: ARModel, cond: Any, settings: SamplerSettings, *, num_token
     Plain or entropy-temperature sampling depending on ``settings.entropy``.
     Randomness comes only from ``generator`` (or a new one seeded with ``seed``
     on the model's device), so the same seed on the same device gives the same
-    tokens whatever the global RNG state.
+    tokens whatever the global RNG state. Raises SamplingError for bad settings,
+    and at the end if the model's logits were NaN or inf (fp16 overflow).
     """
     total = num_tokens or model.num_image_tokens
     started = time.perf_counter()
@@ -62,6 +63,6 @@ def sample_ar(model: ARModel, cond: Any, settings: SamplerSettings, *, num_token
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     stats = SamplingStats(forward_passes=passes, seconds=time.perf_counter() - started, batch_size=batch,
-                          num_tokens=total, mean_entropy=float(ent.mean()))
+                          num_tokens=total, mean_entropy=entropy_mean_checked(ent))
     return SamplingResult(tokens, ent, temps, stats)
 

@@ -22,11 +22,12 @@ class TokenDistribution(NamedTuple):
 
 
 def token_distribution(logits: torch.Tensor, settings: SamplerSettings, base_temperature: torch.Tensor,
-                       cfg_active: bool, guided_rows: bool, greedy: torch.Tensor | None = None) -> TokenDistribution:
+                       cfg_active: bool | int, guided_rows: bool, greedy: torch.Tensor | None = None) -> TokenDistribution:
     """Sampling distribution for logits (rows, ..., V).
 
     ``base_temperature`` is (B, 1) for logits (rows, V) or broadcastable to the
-    leading dims. Plain: temperature first, then top-k/top-p (LlamaGen order).
+    leading dims. ``cfg_active``: guidance on or off, or (logits (rows, L, V)) the
+    number of leading positions that are guided (see apply_cfg). Plain: temperature first, then top-k/top-p (LlamaGen order).
     Entropy: top-k/top-p first, H from the filtered (or raw) logits, then the
     entropy temperature (ARsample order). ``greedy`` (B, 1) marks samples with a
     zero base temperature, whose result is one-hot on the most likely token; pass

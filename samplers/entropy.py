@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..errors import SamplingError
+from .logits import require_finite
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -39,6 +40,8 @@ class EntropyTemperature:
     source: str = "filtered"
 
     def __post_init__(self):
+        require_finite(T0=self.t0, alpha=self.alpha, theta=self.theta, clamp_min=self.clamp_min,
+                       clamp_max=self.clamp_max)
         if self.alpha <= 0:
             raise SamplingError(f"alpha must be > 0; got {self.alpha}.")
         if self.t0 < 0 or self.theta < 0:
@@ -102,3 +105,16 @@ def preset(name: str, **overrides) -> EntropyTemperature:
         raise SamplingError(f"Unknown entropy preset '{name}'. Known: {', '.join(PRESETS)}.")
     changes = {k: v for k, v in overrides.items() if v is not None}
     return replace(PRESETS[key], **changes)
+
+
+def preset_or_custom(name: str, *, t0: float, alpha: float, theta: float, clamp_min: float = 0.0,
+                     clamp_max: float = 0.0, source: str = "filtered") -> EntropyTemperature | None:
+    """The entropy map a host's preset menu asks for: 'off' → None; 'custom' → the given values
+    (a clamp of 0 means none); a preset name → that preset exactly as defined, its entropy source
+    included (the other arguments are ignored, so a preset gives the same tokens in every host).
+    """
+    if name == "off":
+        return None
+    if name == "custom":
+        return EntropyTemperature(t0, alpha, theta, clamp_min or None, clamp_max or None, source)
+    return preset(name)

@@ -5,21 +5,28 @@ All functions return new tensors; the caller's logits are never modified.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..errors import SamplingError
 
 
-def apply_cfg(logits: torch.Tensor, scale: float, enabled: bool = True) -> torch.Tensor:
+def apply_cfg(logits: torch.Tensor, scale: float, enabled: bool | int = True) -> torch.Tensor:
     """Combine a [cond; uncond] batch (2B, ..., V) into (B, ..., V).
 
     ``uncond + scale · (cond − uncond)``; when ``enabled`` is False (outside a
-    ``cfg_interval``) the conditional half is returned as is.
+    ``cfg_interval``) the conditional half is returned as is. An int ``n`` guides
+    only the first n positions of dim 1 (a multi-token pass that straddles the
+    interval), leaving the rest conditional.
     """
     cond, uncond = logits.chunk(2, dim=0)
-    if not enabled:
+    if enabled is False or (not isinstance(enabled, bool) and enabled <= 0):
         return cond
-    return uncond + (cond - uncond) * scale
+    guided = uncond + (cond - uncond) * scale
+    if enabled is True or enabled >= logits.shape[1]:
+        return guided
+    return torch.cat([guided[:, :enabled], cond[:, enabled:]], dim=1)
 
 
 def filter_top_k_top_p(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
@@ -44,20 +51,36 @@ def filter_top_k_top_p(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0)
     return out
 
 
-def check_sampling_settings(vocab_size: int, cfg_scale: float, top_k: int, top_p: float,
+def check_sampling_settings(vocab_size: int | None, cfg_scale: float, top_k: int, top_p: float,
                             temperature) -> None:
-    """Raise SamplingError for settings that cannot be right."""
+    """Raise SamplingError for settings that cannot be right (NaN and inf included).
+
+    ``vocab_size`` None skips the one check that needs the model (top-k within the vocabulary).
+    """
+    temps = temperature if isinstance(temperature, (list, tuple)) else [temperature]
+    if isinstance(temperature, torch.Tensor):
+        temps = temperature.flatten().tolist()
+    require_finite(cfg=cfg_scale, top_p=top_p, temperature=temps)
     if cfg_scale < 0:
         raise SamplingError(f"cfg must be ≥ 0 (1 = no guidance); got {cfg_scale}.")
     if top_k < 0:
         raise SamplingError(f"top-k must be ≥ 0 (0 = off); got {top_k}.")
-    if top_k > vocab_size:
+    if vocab_size is not None and top_k > vocab_size:
         raise SamplingError(f"top-k {top_k} is larger than the vocabulary ({vocab_size} tokens); "
                             f"use at most {vocab_size}, or 0 for no top-k.")
     if not 0.0 < top_p <= 1.0:
         raise SamplingError(f"top-p must be in (0, 1] (1 = off); got {top_p}.")
-    temps = temperature if isinstance(temperature, (list, tuple)) else [temperature]
-    if isinstance(temperature, torch.Tensor):
-        temps = temperature.flatten().tolist()
     if any(t < 0 for t in temps):
         raise SamplingError(f"temperature must be ≥ 0 (0 = greedy); got {temperature}.")
+
+
+def require_finite(**values) -> None:
+    """Raise SamplingError naming the first setting that is NaN or infinite (lists are checked item by item).
+
+    Comparisons with NaN are always False, so range checks alone would let NaN through.
+    """
+    for name, value in values.items():
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if item is not None and not math.isfinite(float(item)):
+                raise SamplingError(f"{name} must be a finite number; got {value}.")

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..errors import SamplingError
+
 
 @dataclass
 class SamplingStats:
@@ -39,3 +41,23 @@ class SamplingResult:
     entropy: torch.Tensor
     temperature: torch.Tensor
     stats: SamplingStats
+
+
+def non_finite_error(bad: int, total: int) -> SamplingError:
+    """The error for logits that were NaN or inf at ``bad`` of ``total`` token positions."""
+    return SamplingError(
+        f"The model's logits were not finite (NaN or inf) at {bad} of {total} token positions, so no image was "
+        f"made. This is most often fp16 overflow: load the model in bf16 or fp32 (CLI --dtype bf16, node "
+        f"weight_dtype bf16). If bf16/fp32 fail too, the checkpoint holds NaN/inf weights: download it again.")
+
+
+def entropy_mean_checked(entropy: torch.Tensor) -> float:
+    """Mean of a run's per-token entropy (B, N), read in the run's one final host sync.
+
+    A non-finite logit anywhere in a row makes that token's entropy NaN, so this is also where
+    a run learns that its model overflowed; raises SamplingError (see non_finite_error) then.
+    """
+    mean, bad = torch.stack([entropy.float().mean(), (~torch.isfinite(entropy)).sum().float()]).tolist()
+    if bad:
+        raise non_finite_error(int(bad), entropy.numel())
+    return mean

@@ -15,7 +15,7 @@ from .logits import check_sampling_settings
 class SamplerSettings:
     """Next-token sampling settings shared by every sampler.
 
-    ``cfg_scale`` > 1 turns on classifier-free guidance (1 = off, as in LlamaGen);
+    ``cfg_scale`` > 1 turns on classifier-free guidance (any value ≤ 1 is off, as in LlamaGen);
     ``cfg_interval`` ≥ 0 switches it off after that many decode steps (-1 = always).
     ``temperature`` is one value or one per sample; 0 means greedy. With
     ``entropy`` set, the entropy map multiplies the temperature (the released
@@ -29,6 +29,10 @@ class SamplerSettings:
     temperature: float | Sequence[float] = 1.0
     entropy: EntropyTemperature | None = None
 
+    def __post_init__(self):
+        # Everything that can be checked without the model, so bad input stops before any loading.
+        check_sampling_settings(None, self.cfg_scale, self.top_k, self.top_p, self.temperature)
+
     @property
     def guided(self) -> bool:
         return self.cfg_scale > 1.0
@@ -36,6 +40,18 @@ class SamplerSettings:
     def cfg_active(self, step: int) -> bool:
         """Whether guidance applies to image token ``step`` (0 = the prefill token)."""
         return self.guided and (self.cfg_interval < 0 or step - 1 <= self.cfg_interval)
+
+    def cfg_active_count(self, first: int, length: int) -> int:
+        """How many of the image tokens ``first .. first+length-1`` are guided (always a leading run).
+
+        A multi-token pass (speculative decoding) can straddle ``cfg_interval``; each of its
+        positions must get the guidance a one-token step at that position would get.
+        """
+        if not self.guided:
+            return 0
+        if self.cfg_interval < 0:
+            return length
+        return max(0, min(length, self.cfg_interval + 2 - first))
 
     def validate(self, vocab_size: int, batch_size: int) -> None:
         check_sampling_settings(vocab_size, self.cfg_scale, self.top_k, self.top_p, self.temperature)

@@ -48,7 +48,8 @@ from ..errors import SamplingError
 from .ar import StepCallback
 from .distribution import token_distribution
 from .interface import ARModel
-from .result import SamplingResult, SamplingStats
+from .logits import require_finite
+from .result import SamplingResult, SamplingStats, entropy_mean_checked, non_finite_error
 from .rng import make_generator, sample_categorical
 from .settings import SamplerSettings
 
@@ -71,6 +72,8 @@ class SJDSettings:
     constant: float = 0.5  # c of the 'constant' rule
 
     def __post_init__(self):
+        require_finite(entropy_e=self.entropy_e, entropy_lambda=self.entropy_lambda, scale_floor=self.scale_floor,
+                       constant=self.constant)
         if self.window < 1:
             raise SamplingError(f"The Jacobi window must be ≥ 1 token; got {self.window}.")
         if self.acceptance not in ACCEPTANCE_RULES:
@@ -144,8 +147,9 @@ def sample_sjd(model: ARModel, cond: Any, settings: SamplerSettings, sjd: SJDSet
 
     def distribution(logits, first_pos):
         rows = logits if logits.dim() == 3 else logits[:, None]
-        # cfg_interval is applied per pass, at the pass's first position
-        return token_distribution(rows, settings, base_t, settings.cfg_active(first_pos), session.guided, greedy)
+        # Guidance per position: a pass may straddle cfg_interval.
+        guided = settings.cfg_active_count(first_pos, rows.shape[1])
+        return token_distribution(rows, settings, base_t, guided, session.guided, greedy)
 
     tokens = torch.empty(batch, total, dtype=torch.long, device=device)
     ent = torch.empty(batch, total, dtype=torch.float32, device=device)
@@ -185,8 +189,12 @@ def sample_sjd(model: ARModel, cond: Any, settings: SamplerSettings, sjd: SJDSet
             r = torch.rand(batch, m, generator=gen, device=device)
             ok = acceptance_threshold(r, dist.model_entropy[:, :m], sjd) <= ratio
             run = ok.long().cumprod(1).sum(1)  # accepted prefix per sample
-            # The pass's only host sync: how far every sample got, plus counts for the stats.
-            k, n_acc, n_seen = torch.stack([run.min(), run.sum(), (run + 1).clamp(max=m).sum()]).tolist()
+            # The pass's only host sync: how far every sample got, counts for the stats, and whether the
+            # logits were finite (so an fp16 overflow stops here, not after the whole image).
+            bad = (~torch.isfinite(dist.model_entropy)).sum()
+            k, n_acc, n_seen, n_bad = torch.stack([run.min(), run.sum(), (run + 1).clamp(max=m).sum(), bad]).tolist()
+            if n_bad:
+                raise non_finite_error(n_bad, dist.model_entropy.numel())
             accepted += n_acc
             drafted += n_seen
         # Token at position committed+k: the draft where this sample accepted it, else residual/bonus.
@@ -214,7 +222,7 @@ def sample_sjd(model: ARModel, cond: Any, settings: SamplerSettings, sjd: SJDSet
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     stats = SamplingStats(forward_passes=passes, seconds=time.perf_counter() - started, batch_size=batch,
-                          num_tokens=total, mean_entropy=float(ent.mean()))
+                          num_tokens=total, mean_entropy=entropy_mean_checked(ent))
     stats.extra = {"tokens per forward": round(total / passes, 3),
                    "acceptance rate": round(accepted / drafted, 3) if drafted else 0.0,
                    "rule": sjd.acceptance + (" (lossless)" if sjd.lossless else " (lossy)"),

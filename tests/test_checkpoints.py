@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import itertools
 import pickle
 from pathlib import Path
 
@@ -184,3 +186,174 @@ def test_garbage_pt_file_is_called_corrupted(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="truncated or corrupted"):
         read_checkpoint(path)
+
+
+# --- training-checkpoint wrappers and key prefixes (issue 10, kind 3) -----------------------------------------------
+
+_PREFIX_PARTS = ("module.", "_orig_mod.")
+# Every sequence of up to three wrapper prefixes, in every order, repeats included (1 + 2 + 4 + 8 = 15).
+_PREFIXES = ["".join(p) for n in range(4) for p in itertools.product(_PREFIX_PARTS, repeat=n)]
+
+
+def _assert_same_weights(model, expected: dict) -> None:
+    loaded = model.state_dict()
+    for k, v in expected.items():
+        assert torch.equal(loaded[k], v), k
+
+
+@pytest.mark.parametrize("prefix", _PREFIXES, ids=lambda p: p or "none")
+def test_every_combination_of_wrapper_prefixes_loads(tmp_path, tiny_c2i, prefix):
+    sd = tiny_c2i.state_dict()
+    path = tmp_path / "prefixed.pt"
+    torch.save({"model": {prefix + k: v for k, v in sd.items()}}, path)
+    _assert_same_weights(load_gpt(path, override=TINY), sd)
+
+
+def _training_extras() -> dict:
+    """What training scripts save beside the weights: optimiser state, counters, RNG tensors, args."""
+    return {
+        "optimizer": {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(4, 4),
+                                    "exp_avg_sq": torch.rand(4, 4)}},
+                      "param_groups": [{"lr": 1e-4, "betas": (0.9, 0.95), "params": [0]}]},
+        "steps": 1000, "epoch": 3,
+        "rng_state": torch.get_rng_state(),  # a top-level tensor
+        "cuda_rng_state": [torch.zeros(16, dtype=torch.uint8)],
+        "args": argparse.Namespace(lr=1e-4, gpt_model="GPT-B"),
+    }
+
+
+@pytest.mark.parametrize("wrapper", ["model", "module", "state_dict", "ema"])
+def test_wrapper_beside_optimizer_rng_tensor_and_args_loads(tmp_path, tiny_c2i, wrapper):
+    sd = tiny_c2i.state_dict()
+    path = tmp_path / "train.pt"
+    torch.save({wrapper: {"_orig_mod.module." + k: v for k, v in sd.items()}, **_training_extras()}, path)
+    _assert_same_weights(load_gpt(path, override=TINY), sd)
+
+
+def test_issue_example_orig_mod_then_module_prefix(tmp_path, tiny_c2i):
+    sd = tiny_c2i.state_dict()
+    path = tmp_path / "compiled_ddp.pt"
+    torch.save({"model": {"_orig_mod.module." + k: v for k, v in sd.items()}}, path)
+    _assert_same_weights(load_gpt(path, override=TINY), sd)
+
+
+def test_nested_wrappers_load(tmp_path, tiny_c2i):
+    sd = tiny_c2i.state_dict()
+    path = tmp_path / "nested.pt"
+    torch.save({"state_dict": {"module": {"module." + k: v for k, v in sd.items()}}, "global_step": 5}, path)
+    _assert_same_weights(load_gpt(path, override=TINY), sd)
+
+
+def _marked(value: float) -> dict:
+    return {"w": torch.full((2,), value)}
+
+
+@pytest.mark.parametrize("checkpoint,expected", [
+    ({"ema": _marked(4), "state_dict": _marked(3), "module": _marked(2), "model": _marked(1)}, 1),
+    ({"ema": _marked(4), "state_dict": _marked(3), "module": _marked(2)}, 2),
+    ({"ema": _marked(4), "state_dict": _marked(3), "rng_state": torch.zeros(3, dtype=torch.uint8)}, 3),
+    ({"ema": _marked(4), "optimizer": {"state": {0: {"exp_avg": torch.zeros(2)}}}}, 4),
+    ({"model": {"name": "no tensors here"}, "ema": _marked(4)}, 4),  # a wrapper without weights is skipped
+])
+def test_wrapper_preference_is_model_module_state_dict_then_ema(checkpoint, expected):
+    from arsample.models.checkpoint import clean_state_dict
+
+    state = clean_state_dict(checkpoint)
+    assert list(state) == ["w"] and state["w"][0].item() == expected
+
+
+def test_plain_state_dict_with_stray_non_tensors_still_loads(tmp_path, tiny_c2i):
+    sd = tiny_c2i.state_dict()
+    path = tmp_path / "plain.pt"
+    torch.save({**sd, "version": 2}, path)
+    _assert_same_weights(load_gpt(path, override=TINY), sd)
+
+
+def test_key_present_with_and_without_prefix_is_refused():
+    from arsample.models.checkpoint import clean_state_dict
+
+    with pytest.raises(CheckpointError, match="holds 'w' twice"):
+        clean_state_dict({"model": {"w": torch.zeros(1), "module.w": torch.ones(1)}}, source="mixed.pt")
+
+
+def test_no_weights_anywhere_is_refused():
+    from arsample.models.checkpoint import clean_state_dict
+
+    with pytest.raises(CheckpointError, match="holds no model weights"):
+        clean_state_dict({"optimizer": {"state": {0: {"exp_avg": torch.zeros(2)}}}, "steps": 3}, source="opt.pt")
+
+
+# --- non-finite weights: corrupted bytes or fp16 overflow (issue 10, "Also") ----------------------------------------
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_gpt_pt_with_non_finite_weight_is_refused(tmp_path, tiny_c2i, bad):
+    sd = {k: v.clone() for k, v in tiny_c2i.state_dict().items()}
+    sd["layers.1.attention.wqkv.weight"][3, 5] = bad
+    path = tmp_path / "c2i_corrupt.pt"
+    torch.save({"model": sd}, path)
+    with pytest.raises(CheckpointError) as info:
+        load_gpt(path, override=TINY)
+    message = str(info.value)
+    assert "'c2i_corrupt.pt'" in message and "layers.1.attention.wqkv.weight" in message
+    assert "corrupted" in message and "bf16 or fp32" in message and "\n" not in message
+
+
+def test_fp16_overflow_in_a_converted_file_is_refused(tmp_path, tiny_c2i):
+    sd = {k: v.clone() for k, v in tiny_c2i.state_dict().items()}
+    sd["output.weight"] *= 1e6  # beyond fp16's 65504
+    path = tmp_path / "overflowed.safetensors"
+    save_safetensors_atomic({k: v.half() for k, v in sd.items()}, path, tiny_c2i.config.to_metadata())
+    with pytest.raises(CheckpointError, match=r"NaN or infinite weights \(output.weight\).*fp16"):
+        load_gpt(path)
+
+
+def test_non_finite_message_names_a_few_keys(tmp_path, tiny_c2i):
+    sd = {k: v.clone() for k, v in tiny_c2i.state_dict().items()}
+    floats = [k for k, v in sd.items() if v.is_floating_point()]
+    for k in floats:
+        sd[k].view(-1)[0] = float("nan")
+    path = tmp_path / "all_nan.pt"
+    torch.save(sd, path)
+    with pytest.raises(CheckpointError, match=f"and {len(floats) - 4} more"):
+        load_gpt(path, override=TINY)
+
+
+def test_vq_with_non_finite_weight_is_refused(tmp_path, tiny_vq):
+    sd = {k: v.clone() for k, v in tiny_vq.state_dict().items()}
+    sd["quantize.embedding.weight"][0, 0] = float("nan")
+    path = tmp_path / "vq_ds16_c2i.pt"
+    torch.save({"model": sd}, path)
+    with pytest.raises(CheckpointError, match="quantize.embedding.weight"):
+        load_vq(path)
+
+
+def test_t5_with_non_finite_weight_is_refused_by_both_readers(golden, tmp_path):
+    from safetensors.torch import save_file
+
+    from arsample.models.t5 import load_t5, read_t5_checked
+    from arsample.models.t5.files import find_t5_files, read_t5_encoder_state
+
+    state = read_t5_encoder_state(find_t5_files(golden / "t5_tiny"))
+    key = next(k for k in state if k.startswith("encoder.block.0.") and state[k].dim() == 2)
+    state = {k: v.clone().contiguous() for k, v in state.items()}
+    state[key][0, 0] = float("inf")
+    path = tmp_path / "t5_corrupt.safetensors"
+    save_file(state, path)
+    for reader in (read_t5_checked, load_t5):
+        with pytest.raises(CheckpointError, match=f"'t5_corrupt.safetensors' holds NaN or infinite weights.*{key}"):
+            reader(path)
+
+
+def test_pt_with_flipped_bytes_is_refused(tmp_path, tiny_c2i):
+    """Bytes of a tensor overwritten inside the .pt archive (torch does not check zip checksums)."""
+    sd = tiny_c2i.state_dict()
+    path = tmp_path / "c2i_flipped.pt"
+    torch.save({"model": sd}, path)
+    data = bytearray(path.read_bytes())
+    target = sd["norm.weight"].numpy().tobytes()
+    at = data.find(target)
+    assert at > 0 and data.find(target, at + 1) < 0
+    data[at + 8: at + 12] = b"\xff\xff\xff\xff"  # a NaN in float32
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"'c2i_flipped.pt' holds NaN or infinite weights \(norm.weight\)"):
+        load_gpt(path, override=TINY)

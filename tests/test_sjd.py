@@ -82,6 +82,19 @@ def test_exact_rule_is_lossless_with_entropy_temperature(toy):
     assert _same_distribution(ar, sjd)
 
 
+@pytest.mark.parametrize("cfg_interval", [0, 1])
+def test_exact_rule_is_lossless_when_guidance_stops_inside_a_pass(toy, cfg_interval):
+    """cfg_interval makes guidance depend on the position; a window-4 pass straddles the switch.
+
+    (The greedy test in test_sampling_faults.py pins the per-position rule token for token; this one
+    checks the distribution with guidance switching off mid-pass.)
+    """
+    settings = SamplerSettings(cfg_scale=8.0, cfg_interval=cfg_interval)
+    ar = _ar_samples(toy, settings, seed=5)
+    sjd = _sjd_samples(toy, settings, SJDSettings(window=4, coupled=cfg_interval == 1))
+    assert _same_distribution(ar, sjd)
+
+
 def test_a_wrong_rule_fails_the_same_test(toy):
     """The statistical test has teeth: a rule that accepts drafts too easily is caught."""
     settings = SamplerSettings(cfg_scale=2.0)

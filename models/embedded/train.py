@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...outputs import batch, write_file, write_text
 from ..checkpoint import save_safetensors_atomic
 from ..llamagen import GPTConfig, LlamaGenCondition, LlamaGenGPT, LlamaGenVQ, VQConfig, load_vq
 from .dataset import IMAGE_SIZE, NUM_CLASSES, make_batch, to_model_range
@@ -80,9 +81,7 @@ class _Log:
 
 
 def _save_state(path: Path, **state) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    write_file(path, lambda tmp: torch.save(state, tmp))
 
 
 def _load_state(path: Path):
@@ -181,9 +180,13 @@ def encode_training_set(work: Path, vq_path: Path, s: TrainSettings) -> Path:
         images, lab = make_batch(range(start, min(start + 256, s.token_images)), seed=TRAIN_SEED)
         tokens.append(vq.encode(to_model_range(images)).numpy().astype(np.int16))
         labels.append(lab)
-    tmp = work / "train_tokens.tmp.npz"
-    np.savez(tmp, tokens=np.concatenate(tokens), labels=np.concatenate(labels))
-    tmp.replace(out)
+    arrays = {"tokens": np.concatenate(tokens), "labels": np.concatenate(labels)}
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would add '.npz' to a bare name
+            np.savez(f, **arrays)
+
+    write_file(out, write)
     return out
 
 
@@ -269,6 +272,14 @@ def _init_gpt(gpt: LlamaGenGPT) -> None:
 # -- export ------------------------------------------------------------------------------------------
 
 
+EXPORT_NAMES = ("tiny_shapes_vq", "tiny_shapes_gpt", "tiny_shapes_evaluator")
+
+
+def export_paths(export_dir: str | Path) -> list[Path]:
+    """The files the export stage writes (VQ, GPT, evaluator), all replaced together."""
+    return [Path(export_dir) / f"{name}.safetensors" for name in EXPORT_NAMES]
+
+
 def export(work: Path, export_dir: Path, s: TrainSettings) -> tuple[Path, Path]:
     """Write the shipped fp16 safetensors files with configs and training figures in the metadata."""
     from ..checkpoint import read_checkpoint
@@ -280,16 +291,15 @@ def export(work: Path, export_dir: Path, s: TrainSettings) -> tuple[Path, Path]:
     _, eval_meta = read_checkpoint(work / "evaluator_final.safetensors")
     training["evaluator_heldout_accuracy"] = float(eval_meta.get("heldout_accuracy", "nan"))
     paths = []
-    for name, src, meta in (("tiny_shapes_vq", "vq_final", TINY_VQ.to_metadata()),
-                            ("tiny_shapes_gpt", "gpt_final", TINY_GPT.to_metadata()),
-                            ("tiny_shapes_evaluator", "evaluator_final", {})):
-        state, _ = read_checkpoint(work / f"{src}.safetensors")
-        # codebook_used is a training-time tracker; the loader recreates it.
-        half = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()
-                if k != "quantize.codebook_used"}
-        dst = export_dir / f"{name}.safetensors"
-        save_safetensors_atomic(half, dst, {**meta, "arsample_training": json.dumps(training)})
-        paths.append(dst)
+    metadata = {"vq_final": TINY_VQ.to_metadata(), "gpt_final": TINY_GPT.to_metadata(), "evaluator_final": {}}
+    with batch():  # the three files belong together: all are replaced, or none
+        for src, dst in zip(metadata, export_paths(export_dir)):
+            state, _ = read_checkpoint(work / f"{src}.safetensors")
+            # codebook_used is a training-time tracker; the loader recreates it.
+            half = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()
+                    if k != "quantize.codebook_used"}
+            save_safetensors_atomic(half, dst, {**metadata[src], "arsample_training": json.dumps(training)})
+            paths.append(dst)
     print(f"exported {', '.join(map(str, paths))}; VQ on held-out images: {quality}")
     return tuple(paths)
 
@@ -317,7 +327,7 @@ def run(work_dir: str, export_dir: str, settings: TrainSettings | None = None, s
     torch.set_num_threads(max(1, torch.get_num_threads()))
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    (work / "settings.json").write_text(json.dumps(asdict(s), indent=1))
+    write_text(work / "settings.json", json.dumps(asdict(s), indent=1))
     log = _Log(work / "train_log.jsonl")
     vq_path = train_vq(work, s, log) if "vq" in stages else work / "vq_final.safetensors"
     if "vq" in stages:

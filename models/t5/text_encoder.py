@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ...errors import CheckpointError, ConfigError
-from ..checkpoint import build_strict, check_state_matches
+from ..checkpoint import build_strict, check_finite, check_state_matches
 from ..llamagen.loader import parse_dtype
 from .config import T5Config, infer_t5_config
 from .encoder import T5Encoder
@@ -64,12 +64,14 @@ class T5TextEncoder:
 
 
 def read_t5_checked(path: str | os.PathLike, tokenizer: str | os.PathLike | None = None):
-    """Files, encoder tensors and config of a T5 (file or folder), keys and shapes checked; nothing built."""
+    """Files, encoder tensors and config of a T5 (file or folder), keys, shapes and finite values checked;
+    nothing built."""
     files = find_t5_files(path, tokenizer)
     state = read_t5_encoder_state(files)
     config = infer_t5_config(state, files.hf_config)
     with torch.device("meta"):
         check_state_matches(T5Encoder(config), state, files.name, "T5 encoder")
+    check_finite(state, files.name)
     return files, state, config
 
 
