@@ -132,7 +132,6 @@ class PreviewThrottle:
         self.max_share = max_share
         self.started = self.clock()
         self.preview_seconds = 0.0
-        self.count = 0
 
     def due(self) -> bool:
         working = self.clock() - self.started - self.preview_seconds
@@ -140,7 +139,6 @@ class PreviewThrottle:
 
     def spent(self, seconds: float) -> None:
         self.preview_seconds += seconds
-        self.count += 1
 
 
 def partial_preview(vq, row: torch.Tensor, done: int, grid: int) -> np.ndarray:

@@ -3,7 +3,8 @@
 A ComfyUI IMAGE is a float tensor (batch, height, width, channels) in [0, 1]. Nodes
 make 3 channels (RGB), 4 (RGBA, e.g. "Join Image with Alpha") and sometimes 1
 (grey); images of any height and width. Map i is laid over image i, or one image
-over every map.
+over every map. A token grid is ``grid`` tokens a side, or (rows, columns); a token
+layout of several scales gives one map per scale, side by side (``layout_overlay``).
 """
 
 from __future__ import annotations
@@ -17,11 +18,27 @@ from .imaging import colorize
 CELL_PIXELS = 16  # heatmap pixels per token when no image gives the size
 
 
-def entropy_overlay(entropy: torch.Tensor, grid_size: int, image: torch.Tensor | None = None,
-                    overlay: float = 0.0, max_entropy: float = 0.0) -> torch.Tensor:
-    """Per-token entropy (B, grid²) → heatmaps (B, H, W, 3) float32 in [0, 1], on the CPU.
+def layout_overlay(entropy: torch.Tensor, layout, image: torch.Tensor | None = None, overlay: float = 0.0,
+                   max_entropy: float = 0.0) -> torch.Tensor:
+    """Per-token entropy (B, N) in a token layout (samplers.TokenLayout) → heatmaps (B, H, W', 3).
 
-    Without ``image`` the maps are ``grid_size * 16`` pixels square. With it they take
+    One map: as ``entropy_overlay``. Several (next-scale models): one heatmap per scale, coarse to fine,
+    side by side, each over the image, all on one colour scale.
+    """
+    if len(layout.scales) == 1:
+        return entropy_overlay(entropy, layout.final, image, overlay, max_entropy)
+    parts = [m.flatten(1) for m in layout.maps(entropy)]
+    vmax = max_entropy or max(float(entropy_grid(p, scale).max()) for p, scale in zip(parts, layout.scales))
+    return torch.cat([entropy_overlay(p, scale, image, overlay, vmax) for p, scale in zip(parts, layout.scales)],
+                     dim=2)
+
+
+def entropy_overlay(entropy: torch.Tensor, grid_size: int | tuple[int, int], image: torch.Tensor | None = None,
+                    overlay: float = 0.0, max_entropy: float = 0.0) -> torch.Tensor:
+    """Per-token entropy (B, h·w) → heatmaps (B, H, W, 3) float32 in [0, 1], on the CPU.
+
+    ``grid_size`` is the token grid: one side, or (h, w). Without ``image`` the maps are 16 pixels
+    per token. With it they take
     its height and width, and ``overlay`` (0..1) is how much of image i shows through
     map i (an image batch of 1 goes under every map). ``max_entropy`` is the entropy
     drawn brightest (0 = the batch maximum).
@@ -29,7 +46,8 @@ def entropy_overlay(entropy: torch.Tensor, grid_size: int, image: torch.Tensor |
     check_overlay_settings(overlay, max_entropy)
     count = entropy.shape[0]
     rgb = None if image is None else match_batch(as_rgb(image), count)
-    height, width = (grid_size * CELL_PIXELS,) * 2 if rgb is None else tuple(rgb.shape[1:3])
+    rows, cols = _grid(grid_size)
+    height, width = (rows * CELL_PIXELS, cols * CELL_PIXELS) if rgb is None else tuple(rgb.shape[1:3])
     maps = entropy_heatmaps(entropy, grid_size, height, width, max_entropy or None)
     if rgb is None or overlay <= 0:
         return maps
@@ -67,28 +85,37 @@ def match_batch(images: torch.Tensor, count: int) -> torch.Tensor:
                         f"connect the images decoded from these tokens, or a single image to lay under every map.")
 
 
-def entropy_heatmaps(entropy: torch.Tensor, grid_size: int, height: int, width: int,
+def entropy_heatmaps(entropy: torch.Tensor, grid_size: int | tuple[int, int], height: int, width: int,
                      vmax: float | None = None) -> torch.Tensor:
-    """Per-token entropy (B, grid²) → RGB heatmaps (B, height, width, 3) float32 in [0, 1].
+    """Per-token entropy (B, h·w) → RGB heatmaps (B, height, width, 3) float32 in [0, 1].
 
-    Each token covers its share of the picture (rows ``y * grid // height``), so any
-    size works and every token shows once the picture has ``grid`` pixels a side. All
+    Each token covers its share of the picture (rows ``y * h // height``), so any
+    size works and every token shows once the picture has h×w pixels. All
     maps share one colour scale (0 to ``vmax``, default the batch maximum).
     """
     grid = entropy_grid(entropy, grid_size)
     rgb = colorize(grid, 0.0, vmax if vmax is not None else float(grid.max()))
-    rows = np.arange(height) * grid_size // height
-    cols = np.arange(width) * grid_size // width
+    rows = np.arange(height) * grid.shape[1] // height
+    cols = np.arange(width) * grid.shape[2] // width
     return torch.from_numpy(rgb[:, rows][:, :, cols].astype(np.float32) / 255)
 
 
-def entropy_grid(entropy: torch.Tensor, grid_size: int) -> np.ndarray:
-    """(B, grid²) entropy → (B, grid, grid) float32 numpy; refuses non-finite values and a wrong token count."""
+def entropy_grid(entropy: torch.Tensor, grid_size: int | tuple[int, int]) -> np.ndarray:
+    """(B, h·w) entropy → (B, h, w) float32 numpy; refuses non-finite values and a wrong token count."""
+    rows, cols = _grid(grid_size)
     ent = entropy.detach().float().cpu()
-    if ent.dim() != 2 or ent.shape[1] != grid_size * grid_size:
-        raise SamplingError(f"The entropy has shape {tuple(ent.shape)}, not (batch, {grid_size * grid_size}) for a "
-                            f"{grid_size}x{grid_size} token grid: connect the tokens of one sampler run.")
+    if ent.dim() != 2 or ent.shape[1] != rows * cols:
+        raise SamplingError(f"The entropy has shape {tuple(ent.shape)}, not (batch, {rows * cols}) for a "
+                            f"{rows}x{cols} token grid: connect the tokens of one sampler run.")
     if not bool(torch.isfinite(ent).all()):
         raise SamplingError("The entropy holds NaN or infinite values: the model's logits overflowed (likely fp16 "
-                            "weights). Load the GPT in bf16 or fp32 and sample again.")
-    return ent.reshape(-1, grid_size, grid_size).numpy()
+                            "weights). Load the model in bf16 or fp32 and sample again.")
+    return ent.reshape(-1, rows, cols).numpy()
+
+
+def _grid(grid_size: int | tuple[int, int]) -> tuple[int, int]:
+    """A grid given as one side or as (rows, columns) → (rows, columns)."""
+    if isinstance(grid_size, int):
+        return grid_size, grid_size
+    rows, cols = grid_size
+    return int(rows), int(cols)

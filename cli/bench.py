@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ..models.embedded import load_embedded, load_evaluator
-from ..models.embedded.benchmark import run_benchmark, to_json, to_markdown
+from ..lab.benchmark import run_benchmark, to_json, to_markdown
+from ..lab.evaluator import load_evaluator
+from ..models.embedded import load_embedded
 from ..samplers import SAMPLER_NAMES
 from ..outputs import OutputPlan, write_text
 from .common import embedded_inputs, parse_int_list, pick_device

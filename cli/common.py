@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import ARSampleError
@@ -26,6 +27,16 @@ def embedded_inputs(name: str, parts=("gpt", "vq")) -> dict[str, Path]:
 
     paths = embedded_paths(name)
     return {f"--model {name} ({part} file)": paths[part] for part in parts}
+
+
+def entropy_heatmaps(result, images: np.ndarray, vmax: float | None = None) -> np.ndarray:
+    """A SamplingResult's per-token entropy as RGB uint8 heatmaps at the size of its images (B, H, W, 3),
+    drawn from the result's layout (one map per scale, side by side); colour scale 0..vmax (default: the max)."""
+    from ..overlay import layout_overlay
+
+    size_of = torch.zeros(1, *images.shape[1:3], 3)
+    maps = layout_overlay(result.entropy, result.layout, image=size_of, max_entropy=vmax or 0.0)
+    return maps.mul(255).round().to(torch.uint8).numpy()
 
 
 def pick_device(name: str | None) -> torch.device:

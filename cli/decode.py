@@ -1,4 +1,4 @@
-"""`arsample decode`: turn saved tokens back into an image."""
+"""`arsample decode`: turn saved tokens back into an image, with the tokenizer of any registered family."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import torch
 
 from .. import imaging
 from ..errors import ARSampleError
-from ..models.llamagen import load_vq
+from ..models.registry import load_tokenizer
 from ..outputs import OutputPlan
+from ..samplers import TokenLayout
 from .common import pick_device
 
 
@@ -42,8 +43,9 @@ def run(args) -> int:
     out = args.out
     plan = OutputPlan(outputs={"--out": out}, inputs={"--vq": args.vq, "--tokens": args.tokens}).check()
     tokens = load_tokens(args.tokens)
-    vq = load_vq(args.vq, device=pick_device(args.device))
-    images = imaging.to_uint8(vq.decode_codes(tokens))
+    tokenizer = load_tokenizer(args.vq, device=pick_device(args.device))
+    layout = TokenLayout(tokenizer.family.layout_for(tokens.shape[1]))
+    images = imaging.to_uint8(tokenizer.family.decode(tokenizer.module, tokens, layout))
     with plan.writing():
         imaging.save_png(imaging.make_grid(images, columns=len(images), pad=0), out)
     print(f"wrote {out} ({len(images)} image{'s' if len(images) > 1 else ''}, {images.shape[2]}x{images.shape[1]})")

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import torch
-
 from .. import imaging
-from ..models.embedded import load_embedded
-from ..models.embedded.dataset import CLASSES
-from ..models.llamagen import LlamaGenCondition
-from ..samplers import SAMPLER_NAMES
+from ..models.registry import MODEL, TOKENIZER, Loaded, embedded_files, load_model, load_tokenizer
 from ..outputs import OutputPlan
-from .common import embedded_inputs, parse_int_list, pick_device
+from ..samplers import SAMPLER_NAMES
+from .common import embedded_inputs, entropy_heatmaps, parse_int_list, pick_device
 from .embedded_args import add_sampling_flags, add_sjd_flags, base_settings, build_samplers
 
 
@@ -25,23 +21,27 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def comparison_sheet(gpt, vq, classes: list[int], samplers, seed: int, scale: int = 2):
+def comparison_sheet(model: Loaded, tokenizer: Loaded, classes: list[int], samplers, seed: int, scale: int = 2):
     """Sample ``classes`` with each sampler (same seed); returns (sheet RGB array, [(name, result)])."""
-    cond = LlamaGenCondition(labels=torch.tensor(classes))
+    family, info = model.family, model.info
+    names = [info.class_names[c] if info.class_names else str(c) for c in classes]
+    cond = family.class_condition(info, classes, names)
+    target = family.sampling_model(model.module, tokenizer.module)
     results = []
     for sampler in samplers:
-        result = sampler.run(gpt, cond, seed=seed)
-        results.append((sampler.name, imaging.to_uint8(vq.decode_codes(result.tokens)), result))
+        result = sampler.run(target, cond.value, seed=seed)
+        images = imaging.to_uint8(family.decode(tokenizer.module, result.tokens, result.layout))
+        results.append((sampler.name, images, result))
     vmax = max(float(r.entropy.max()) for _, _, r in results)
     rows = []
     for name, images, result in results:
-        maps = imaging.entropy_heatmaps(result.entropy, images.shape[1:3], vmax=vmax)
+        maps = entropy_heatmaps(result, images, vmax=vmax)
         cells = []
         for img, heat in zip(imaging.upscale(images, scale), imaging.upscale(maps, scale)):
             cells += [img, heat]
         s = result.stats
         rows.append((f"{name}\n{s.forward_passes} passes\n{s.seconds:.1f} s\nH {s.mean_entropy:.2f}", cells))
-    titles = [t for c in classes for t in (CLASSES[c], "entropy")]
+    titles = [t for n in names for t in (n, "entropy")]
     cell = images.shape[1] * scale
     return imaging.labelled_sheet(rows, titles, cell=cell), [(n, r) for n, _, r in results]
 
@@ -50,9 +50,12 @@ def run(args) -> int:
     out = args.out
     plan = OutputPlan(outputs={"--out": out}, inputs=embedded_inputs(args.model)).check()
     classes = parse_int_list(args.classes, "--classes")
-    gpt, vq = load_embedded(args.model, device=pick_device(args.device))
+    _, files = embedded_files(args.model)
+    device = pick_device(args.device)
+    model = load_model(files[MODEL], device=device, name=f"embedded:{args.model}")
+    tokenizer = load_tokenizer(files[TOKENIZER], device=device)
     samplers = build_samplers(args.samplers, base_settings(args), args)
-    sheet, results = comparison_sheet(gpt, vq, classes, samplers, args.seed)
+    sheet, results = comparison_sheet(model, tokenizer, classes, samplers, args.seed)
     for name, result in results:
         print(f"{name:>18}: {result.stats.summary()}")
     with plan.writing():

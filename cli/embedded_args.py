@@ -1,8 +1,10 @@
-"""Flags shared by the commands that run on the embedded model (demo, bench)."""
+"""Sampling flags shared by the commands: the embedded-model defaults (demo, bench) and the speculative Jacobi
+flags (generate, demo, bench), turned into catalog samplers here only."""
 
 from __future__ import annotations
 
-from ..samplers import ACCEPTANCE_RULES, DRAFT_INITS, NamedSampler, SamplerSettings, SJDSettings, named_sampler
+from ..samplers import (ACCEPTANCE_RULES, DRAFT_INITS, NamedSampler, SamplerSettings, SJDSettings, SpeculativeJacobi,
+                        named_sampler)
 
 # The embedded model's defaults: guidance 2 (LlamaGen's FID setting for its B/L models) and top-k 16
 # (the LlamaGen demo keeps 2000 of 16,384 tokens, 12%; 16 of 128 is the same share).
@@ -38,24 +40,26 @@ def sjd_settings(args) -> SJDSettings:
     return SJDSettings(window=args.window, init=args.init)
 
 
+def sjd_method(args) -> SpeculativeJacobi:
+    """The speculative Jacobi method of the flags: --window, --init, --acceptance (default exact), --coupled."""
+    return SpeculativeJacobi(SJDSettings(window=args.window, init=args.init, acceptance=args.acceptance or "exact",
+                                         coupled=args.coupled))
+
+
 def build_samplers(names: str, base: SamplerSettings, args) -> list[NamedSampler]:
     """Catalog samplers by comma-separated name; a bare 'sjd' honours --acceptance and --coupled.
 
     ``name@preset`` (e.g. ``entropy@llamagen``) runs a sampler with another entropy preset, so one
     table can compare presets.
     """
-    from dataclasses import replace
-
     out = []
     for label in [n.strip() for n in names.split(",") if n.strip()]:
         name, _, own_preset = label.partition("@")
         sampler = named_sampler(name, base, own_preset or args.preset, sjd_settings(args))
         if own_preset:
-            sampler = NamedSampler(label, sampler.settings, sampler.sjd)
+            sampler = NamedSampler(label, sampler.settings, sampler.method)
         if name == "sjd" and (args.acceptance or args.coupled):
-            sjd = replace(sampler.sjd, acceptance=args.acceptance or "exact", coupled=args.coupled)
-            label = "coupled" if args.coupled else "sjd"
-            label += "" if sjd.acceptance == "exact" else "-" + sjd.acceptance
-            sampler = NamedSampler(label, sampler.settings, sjd)
+            method = sjd_method(args)
+            sampler = NamedSampler(method.label(False), sampler.settings, method)
         out.append(sampler)
     return out

@@ -1,23 +1,23 @@
-"""`arsample generate`: sample images for classes (c2i) or prompts (t2i) with any of our samplers."""
+"""`arsample generate`: sample images for classes or prompts with any of our samplers, from any registered
+model family (loaded, checked and decoded through models.registry)."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .. import imaging
 from ..errors import ARSampleError
-from ..models.embedded import embedded_paths
-from ..models.llamagen import LlamaGenCondition, check_pair, load_gpt, load_vq
+from ..models.registry import (CLASS, MODEL, PROMPT, TOKENIZER, Condition, Loaded, check_pair, check_prompt_width,
+                               embedded_files, load_model, load_tokenizer, require_kind)
 from ..models.t5 import load_t5
-from ..models.t5.text_encoder import check_width
-from ..samplers import PRESETS, SamplerSettings, SJDSettings, preset, sample_ar, sample_sjd
 from ..outputs import OutputPlan
-from .common import parse_int_list, pick_device
-from .embedded_args import add_sjd_flags
+from ..samplers import PRESETS, NamedSampler, NextToken, SamplerSettings, preset
+from .common import entropy_heatmaps, parse_int_list, pick_device
+from .embedded_args import add_sjd_flags, sjd_method
 
 SAMPLERS = ("plain", "entropy", "sjd")
 
@@ -51,7 +51,8 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="PNG grid of the batch, in order")
     p.add_argument("--save-tokens", help="write the tokens as an int64 .npy array [batch, tokens]")
     p.add_argument("--entropy-map", help="PNG grid of per-token entropy heatmaps")
-    p.add_argument("--preset", default="llamagen", choices=sorted(PRESETS), help="entropy-temperature preset")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help="entropy-temperature preset (default: the model's own: llamagen; embedded for --model tiny)")
     p.add_argument("--t0", type=float, help="entropy map T0 (overrides the preset)")
     p.add_argument("--alpha", type=float, help="entropy map alpha (overrides the preset)")
     p.add_argument("--theta", type=float, help="entropy map theta (overrides the preset)")
@@ -67,15 +68,21 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def settings_from_args(args) -> SamplerSettings:
-    """SamplerSettings for the parsed sampling flags."""
-    entropy = None
-    if args.sampler == "entropy" or args.entropy_temperature:
-        entropy = preset(args.preset, t0=args.t0, alpha=args.alpha, theta=args.theta, clamp_min=args.clamp_min,
-                         clamp_max=args.clamp_max, source=args.entropy_source)
+def base_settings(args) -> SamplerSettings:
+    """The sampling flags as settings, without the entropy temperature (checked before anything is loaded)."""
     cfg = args.cfg if args.cfg is not None else (7.5 if args.prompt else 4.0)
     return SamplerSettings(cfg_scale=cfg, cfg_interval=args.cfg_interval, top_k=args.top_k, top_p=args.top_p,
-                           temperature=args.temperature, entropy=entropy)
+                           temperature=args.temperature)
+
+
+def sampler_from_args(args, base: SamplerSettings, model_preset: str) -> NamedSampler:
+    """The catalog method the flags ask for, bound to the settings (entropy temperature included when asked)."""
+    method = sjd_method(args) if args.sampler == "sjd" else NextToken()
+    entropy = None
+    if args.sampler == "entropy" or args.entropy_temperature:
+        entropy = preset(args.preset or model_preset, t0=args.t0, alpha=args.alpha, theta=args.theta,
+                         clamp_min=args.clamp_min, clamp_max=args.clamp_max, source=args.entropy_source)
+    return NamedSampler(method.label(entropy is not None), replace(base, entropy=entropy), method)
 
 
 def run(args) -> int:
@@ -86,34 +93,23 @@ def run(args) -> int:
         raise ARSampleError("--prompt needs the text encoder: --t5 PATH (the flan-t5-xl folder from Hugging Face, "
                             "or a single .safetensors of its encoder).")
     classes = parse_int_list(args.classes, "--classes") if args.classes else None
-    settings = settings_from_args(args)
+    base = base_settings(args)
     device = pick_device(args.device)
-    if args.model:
-        if args.gpt or args.vq:
-            raise ARSampleError("Give either --model or --gpt/--vq, not both.")
-        paths = embedded_paths(args.model)
-        args.gpt, args.vq = str(paths["gpt"]), str(paths["vq"])
-    elif not (args.gpt and args.vq):
-        raise ARSampleError("Give --gpt and --vq checkpoints, or --model tiny for the embedded model.")
+    files = _model_files(args)
     plan = OutputPlan(outputs={"--out": out, "--save-tokens": tokens_path, "--entropy-map": map_path},
-                      inputs=_inputs(args)).check()
+                      inputs={**files, "--t5": args.t5, "--t5-tokenizer": args.t5_tokenizer}).check()
 
-    vq = load_vq(args.vq, device=device)
-    override = {"downsample": vq.downsample}
-    if args.image_size:
-        override["image_size"] = args.image_size
-    gpt = load_gpt(args.gpt, override=override, dtype=args.dtype, device=device)
-    check_pair(gpt, vq)
-    cond = _condition(args, gpt, classes, device)
-    settings.validate(gpt.vocab_size, cond.batch_size)
-    if args.sampler == "sjd":
-        sjd = SJDSettings(window=args.window, init=args.init, acceptance=args.acceptance or "exact",
-                          coupled=args.coupled)
-        result = sample_sjd(gpt, cond, settings, sjd, seed=args.seed)
-    else:
-        result = sample_ar(gpt, cond, settings, seed=args.seed)
-    images = imaging.to_uint8(vq.decode_codes(result.tokens))
-    maps = imaging.entropy_heatmaps(result.entropy, images.shape[1:3]) if map_path else None
+    gpt_path, vq_path = files.values()
+    tokenizer = load_tokenizer(vq_path, device=device)
+    model = load_model(gpt_path, dtype=args.dtype, device=device, image_size=args.image_size, tokenizer=tokenizer,
+                       name=f"embedded:{args.model}" if args.model else f"'{Path(gpt_path).name}'")
+    check_pair(model.info, tokenizer.info)
+    cond = _condition(args, model, classes, device)
+    sampler = sampler_from_args(args, base, model.info.preset)
+    sampler.settings.validate(model.info.vocab_size, cond.batch_size)
+    result = sampler.run(model.family.sampling_model(model.module, tokenizer.module), cond.value, seed=args.seed)
+    images = imaging.to_uint8(model.family.decode(tokenizer.module, result.tokens, result.layout))
+    maps = entropy_heatmaps(result, images) if map_path else None
 
     with plan.writing():  # all outputs appear together, or none
         imaging.save_png(imaging.make_grid(images), out)
@@ -121,29 +117,33 @@ def run(args) -> int:
             imaging.save_npy(result.tokens.cpu().numpy().astype(np.int64), tokens_path)
         if map_path:
             imaging.save_png(imaging.make_grid(maps), map_path)
-    print(f"{args.sampler}: {result.stats.summary()}")
+    print(f"{sampler.name}: {result.stats.summary()}")
     print(f"wrote {out}" + (f", {tokens_path}" if tokens_path else "") + (f", {map_path}" if map_path else ""))
     return 0
 
 
-def _inputs(args) -> dict[str, str | None]:
-    """The files and folders generate reads, by flag (no output may replace them)."""
-    models = ({f"--model {args.model} ({part} file)": path for part, path in (("gpt", args.gpt), ("vq", args.vq))}
-              if args.model else {"--gpt": args.gpt, "--vq": args.vq})
-    return {**models, "--t5": args.t5, "--t5-tokenizer": args.t5_tokenizer}
+def _model_files(args) -> dict[str, str]:
+    """The model and tokenizer files by flag: --gpt/--vq, or an embedded model's (--model, via the registry)."""
+    if args.model:
+        if args.gpt or args.vq:
+            raise ARSampleError("Give either --model or --gpt/--vq, not both.")
+        _, files = embedded_files(args.model)
+        return {f"--model {args.model} ({role} file)": str(files[role]) for role in (MODEL, TOKENIZER)}
+    if not (args.gpt and args.vq):
+        raise ARSampleError("Give --gpt and --vq checkpoints, or --model tiny for the embedded model.")
+    return {"--gpt": args.gpt, "--vq": args.vq}
 
 
-def _condition(args, gpt, classes: list[int] | None, device) -> LlamaGenCondition:
-    """The GPT's condition: class ids, or prompts encoded with the T5 (freed again before sampling)."""
-    if gpt.config.model_type == "c2i":
-        if classes is None:
-            raise ARSampleError("This GPT is class-to-image; give --classes, not --prompt (prompts need a t2i_*.pt).")
-        return LlamaGenCondition(labels=torch.tensor(classes, dtype=torch.long))
+def _condition(args, model: Loaded, classes: list[int] | None, device) -> Condition:
+    """The model's condition: class ids, or prompts encoded with the T5 (freed again before sampling)."""
+    info, family = model.info, model.family
+    require_kind(info, CLASS if classes is not None else PROMPT, "cli")
     if classes is not None:
-        raise ARSampleError("This GPT is text-to-image; give --prompt and --t5, not --classes.")
+        return family.class_condition(info, classes)
     dtype = args.t5_dtype or ("bf16" if device.type == "cuda" else "fp32")
     encoder = load_t5(args.t5, tokenizer=args.t5_tokenizer, dtype=dtype, device=device)
-    check_width(encoder.width, gpt.config.caption_dim, f"'{Path(args.gpt).name}'")
-    prompts = encoder.encode(args.prompt, max_length=gpt.config.cls_token_num, clean=not args.no_prompt_cleaning)
+    check_prompt_width(info, encoder.width, "cli")
+    prompts = encoder.encode(args.prompt, max_length=info.prompt.length, clean=not args.no_prompt_cleaning)
     del encoder  # the encoder is not needed while sampling
-    return LlamaGenCondition(caption=prompts.features, caption_mask=prompts.mask)
+    return family.prompt_condition(info, prompts.features, prompts.mask, args.prompt)
+

@@ -1,4 +1,4 @@
-"""`arsample` command line: generate, decode, convert."""
+"""`arsample` command line: generate, decode, convert, demo, bench, train."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import fields
 
 from ..errors import ARSampleError
+from ..lab.train import STAGES, TrainSettings, export_paths, run as run_training
 from ..models.embedded import WEIGHTS
-from ..models.embedded.train import STAGES, TrainSettings, export_paths, run as run_training
 from ..outputs import OutputPlan
 
 

@@ -1,4 +1,5 @@
-"""ComfyUI adapter (V3 schema). The only package of the pack that imports ComfyUI."""
+"""ComfyUI adapter (V3 schema). The only package of the pack that imports ComfyUI; it reaches model families
+through models.registry only."""
 
 from __future__ import annotations
 
@@ -7,19 +8,24 @@ from .conditioning import ClassCondition
 from .decode import EntropyMap, VQDecode
 from .loaders import ModelLoader, VQLoader
 from .paths import register_folders
-from .sampling import EntropySampler, EntropySJDSampler, PlainSampler
+from .sampler_options import NextTokenSampling, SpeculativeJacobiDecoding
+from .sampling import ARSample, EntropySampler, EntropySJDSampler, PlainSampler
+from .temperature import EntropyTemperatureNode
 from .text import T5Loader, TextCondition
 
-NODES: list[type[io.ComfyNode]] = [ModelLoader, VQLoader, T5Loader, ClassCondition, TextCondition, PlainSampler,
-                                   EntropySampler, EntropySJDSampler, VQDecode, EntropyMap]
+NODES: list[type[io.ComfyNode]] = [
+    ModelLoader, VQLoader, T5Loader, ClassCondition, TextCondition,
+    EntropyTemperatureNode, NextTokenSampling, SpeculativeJacobiDecoding, ARSample,
+    PlainSampler, EntropySampler, EntropySJDSampler,
+    VQDecode, EntropyMap,
+]
 
 
 class ARSampleExtension(ComfyExtension):
-    async def on_load(self) -> None:
-        register_folders()
-
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return NODES
 
 
+# Once, at import: ComfyUI has read extra_model_paths.yaml by then, and the loaders' dropdowns are built
+# (define_schema) when the node list is registered, right after.
 register_folders()

@@ -1,15 +1,15 @@
-"""VQ decode and entropy-map nodes."""
+"""Decode and entropy-map nodes: both work from the tokens' layout, through the tokens' family."""
 
 from __future__ import annotations
 
 import comfy.model_management as mm
 
 from .. import imaging
-from ..errors import ConfigError
-from ..overlay import entropy_overlay
+from ..models.registry import check_pair, family
+from ..overlay import layout_overlay
 from ._comfy import AR_TOKENS, AR_VQ, CATEGORY, io
 from .patching import load
-from .payloads import ARTokens, ARVQHandle
+from .payloads import ARTokenizerHandle, ARTokens
 
 
 class VQDecode(io.ComfyNode):
@@ -19,19 +19,17 @@ class VQDecode(io.ComfyNode):
             node_id="ARsampleVQDecode",
             display_name="VQ Decode",
             category=CATEGORY,
-            description="Turns sampled tokens into an IMAGE with the VQ tokenizer's decoder.",
-            inputs=[AR_VQ.Input("vq", tooltip="The tokenizer the GPT was trained with."),
+            description="Turns sampled tokens into an IMAGE with the tokenizer's decoder.",
+            inputs=[AR_VQ.Input("vq", tooltip="The tokenizer the model was trained with."),
                     AR_TOKENS.Input("tokens", tooltip="Tokens from an ARsample sampler.")],
             outputs=[io.Image.Output(display_name="image")],
         )
 
     @classmethod
-    def execute(cls, vq: ARVQHandle, tokens: ARTokens) -> io.NodeOutput:
-        if tokens.vocab_size != vq.codebook_size:
-            raise ConfigError(f"The tokens come from a model with {tokens.vocab_size} codes but {vq.name} has "
-                              f"{vq.codebook_size}: use the tokenizer the GPT was trained with.")
+    def execute(cls, vq: ARTokenizerHandle, tokens: ARTokens) -> io.NodeOutput:
+        check_pair(tokens, vq.info)
         (decoder,) = load(vq.patcher)
-        images = decoder.decode_codes(tokens.tokens.to(decoder.device))
+        images = family(tokens.family).decode(decoder, tokens.tokens, tokens.layout)
         return io.NodeOutput(imaging.to_unit_float(images).to(mm.intermediate_device()))
 
 
@@ -43,7 +41,8 @@ class EntropyMap(io.ComfyNode):
             display_name="Entropy Map",
             category=CATEGORY,
             description="Shows how uncertain the model was at each token (its entropy, dark = sure, bright = "
-                        "unsure) as a heatmap, optionally over the decoded image.",
+                        "unsure) as a heatmap, optionally over the decoded image. Models that sample several "
+                        "scales get one map per scale, side by side.",
             inputs=[
                 AR_TOKENS.Input("tokens", tooltip="Tokens from an ARsample sampler (they carry the entropy)."),
                 io.Image.Input("image", optional=True,
@@ -60,6 +59,5 @@ class EntropyMap(io.ComfyNode):
 
     @classmethod
     def execute(cls, tokens: ARTokens, overlay: float, max_entropy: float, image=None) -> io.NodeOutput:
-        maps = entropy_overlay(tokens.entropy, tokens.grid_size, image=image, overlay=overlay,
-                               max_entropy=max_entropy)
+        maps = layout_overlay(tokens.entropy, tokens.layout, image=image, overlay=overlay, max_entropy=max_entropy)
         return io.NodeOutput(maps.to(mm.intermediate_device()))

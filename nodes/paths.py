@@ -1,4 +1,4 @@
-"""Model folders: models/autoregressive (GPT) and models/vq (tokenizers), plus the embedded model."""
+"""Model folders: models/autoregressive (models) and models/vq (tokenizers), plus the embedded models."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import os
 
 import folder_paths
 
-from ..models.embedded import EMBEDDED_MODELS
+from ..models import registry
+from ..models.registry import EMBEDDED_PREFIX, MODEL, TOKENIZER
+from ..models.sources import not_in_folder, require_file_name
 
 GPT_FOLDER = "autoregressive"
 VQ_FOLDER = "vq"
-EMBEDDED_PREFIX = "embedded:"  # list entries for the models shipped inside the pack
+_ROLES = {GPT_FOLDER: ("gpt", MODEL), VQ_FOLDER: ("vq", TOKENIZER)}  # folder → (message role, registry role)
 
 
 def register_folders() -> None:
@@ -29,19 +31,17 @@ def register_folders() -> None:
 
 def choices(folder: str) -> list[str]:
     """Dropdown entries: the embedded models first, then every checkpoint file in the folder."""
-    embedded = [EMBEDDED_PREFIX + name for name in EMBEDDED_MODELS]
+    embedded = [EMBEDDED_PREFIX + name for name in registry.embedded_names()]
     return embedded + list(folder_paths.get_filename_list(folder))
 
 
-def resolve(folder: str, choice: str | None, role: str) -> str:
+def resolve(folder: str, choice: str | None) -> str:
     """Absolute path of a dropdown entry; a readable error (what is missing, where it goes, where to download it)
     when the entry is None, blank or not in ``folder`` (e.g. a workflow from another machine)."""
-    from ..models.embedded import embedded_paths
-    from ..models.sources import not_in_folder, require_file_name
-
+    role, registry_role = _ROLES[folder]
     choice = require_file_name(choice, role)
     if choice.startswith(EMBEDDED_PREFIX):
-        return str(embedded_paths(choice[len(EMBEDDED_PREFIX):])[role])
+        return str(registry.embedded_files(choice)[1][registry_role])
     path = folder_paths.get_full_path(folder, choice)
     if path is None:
         raise not_in_folder(choice, role)

@@ -1,48 +1,43 @@
-"""What travels between our nodes (plain Python objects; ComfyUI only passes them along)."""
+"""What travels between our nodes (plain Python objects; ComfyUI only passes them along).
+
+Handles carry the model family and what the family made (``ModelInfo``, ``TokenizerInfo``,
+and on AR_COND wires a ``models.registry.Condition``), never one family's own fields.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from ..models.registry import Family, ModelInfo, TokenizerInfo
+
 
 @dataclass
 class ARModelHandle:
-    """A loaded GPT: its ModelPatcher (memory manager handle) and facts nodes need without loading it."""
+    """A loaded model: its ModelPatcher (memory manager handle), its family, and facts about it."""
 
     patcher: Any
-    name: str
-    model_type: str  # "c2i" | "t2i"
-    num_classes: int
-    vocab_size: int
-    grid_size: int
-    class_names: list[str] | None = None
-    caption_tokens: int = 0  # t2i: condition tokens (120 for LlamaGen)
-    caption_dim: int = 0  # t2i: text-feature width the GPT reads (2048 = FLAN-T5-XL)
-
-
-@dataclass
-class ARVQHandle:
-    patcher: Any
-    name: str
-    codebook_size: int
-    downsample: int
-
-
-@dataclass
-class ARConditioning:
-    """What to generate, one image per row: class ids (c2i), or left-aligned prompt features + mask (t2i)."""
-
-    labels: torch.Tensor | None
-    names: list[str] = field(default_factory=list)
-    caption: torch.Tensor | None = None  # (B, T, C) float32, CPU
-    caption_mask: torch.Tensor | None = None  # (B, T), 1 = prompt token
+    family: Family
+    info: ModelInfo
 
     @property
-    def kind(self) -> str:
-        return "c2i" if self.labels is not None else "t2i"
+    def name(self) -> str:
+        return self.info.name
+
+
+@dataclass
+class ARTokenizerHandle:
+    """A loaded tokenizer (it turns tokens into pixels) in a ModelPatcher, with its family and facts."""
+
+    patcher: Any
+    family: Family
+    info: TokenizerInfo
+
+    @property
+    def name(self) -> str:
+        return self.info.name
 
 
 @dataclass
@@ -57,11 +52,14 @@ class ARTextEncoderHandle:
 
 @dataclass
 class ARTokens:
-    """Sampled tokens (B, N) and per-token entropy (B, N), CPU; grid side; run statistics."""
+    """One sampler run, on the CPU: tokens (B, N), per-token entropy and temperature (B, N), in ``layout``
+    order (a samplers.TokenLayout); the family and vocabulary they belong to; the sampler's label and stats."""
 
     tokens: torch.Tensor
     entropy: torch.Tensor
-    grid_size: int
+    temperature: torch.Tensor
+    layout: Any
     vocab_size: int
+    family: str
     sampler: str
     stats: Any

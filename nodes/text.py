@@ -20,13 +20,14 @@ import folder_paths
 from comfy.text_encoders.t5 import T5
 
 from ..errors import SamplingError
-from ..models.llamagen import parse_dtype
+from ..models.dtypes import parse_dtype
+from ..models.registry import check_prompt_width
 from ..models.sources import not_in_folder, require_file_name
 from ..models.t5 import T5PromptTokenizer, left_align, read_t5_checked
-from ..models.t5.text_encoder import check_width, tokenize_prompts
+from ..models.t5.text_encoder import tokenize_prompts
 from ._comfy import AR_COND, AR_MODEL, AR_TEXT_ENCODER, CATEGORY, io
 from .patching import make_patcher, unload
-from .payloads import ARConditioning, ARModelHandle, ARTextEncoderHandle
+from .payloads import ARModelHandle, ARTextEncoderHandle
 
 TEXT_ENCODER_FOLDER = "text_encoders"
 DTYPES = ["auto", "bf16", "fp16", "fp32"]
@@ -100,9 +101,10 @@ class T5Loader(io.ComfyNode):
         return io.NodeOutput(ARTextEncoderHandle(patcher, tokenizer, t5_name, config.d_model))
 
 
-def encode_prompts(text_encoder: ARTextEncoderHandle, prompts: list[str], max_length: int,
-                   clean: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prompts → left-aligned caption features (B, L, C) float32 and mask (B, L), on the CPU.
+def encode_prompts(text_encoder: ARTextEncoderHandle, prompts: list[str], max_length: int, clean: bool,
+                   align: str = "left") -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts → caption features (B, L, C) float32 and mask (B, L), on the CPU, each prompt's tokens at the
+    ``align`` end (the model's PromptSpec says which; LlamaGen: left, as its reference).
 
     The encoder is loaded through the memory manager and offloaded again afterwards.
     """
@@ -115,8 +117,9 @@ def encode_prompts(text_encoder: ARTextEncoderHandle, prompts: list[str], max_le
             hidden, _ = t5(tokens.ids.to(device), tokens.mask.to(device), dtype=torch.float32)
     finally:
         unload(text_encoder.patcher)
-    features, mask = left_align(hidden.float().cpu(), tokens.mask)
-    return features, mask
+    if align == "left":
+        return left_align(hidden.float().cpu(), tokens.mask)
+    return hidden.float().cpu(), tokens.mask
 
 
 class TextCondition(io.ComfyNode):
@@ -126,12 +129,12 @@ class TextCondition(io.ComfyNode):
             node_id="ARsampleTextCondition",
             display_name="Text Condition (T5)",
             category=CATEGORY,
-            description="A prompt for a LlamaGen text-to-image model, encoded with FLAN-T5-XL as the reference does "
-                        "(at most 120 tokens; longer prompts are cut, with a warning in the console). There is no "
+            description="A prompt for a text-to-image model (LlamaGen t2i), encoded with FLAN-T5-XL as the reference "
+                        "does (at most 120 tokens; longer prompts are cut, with a warning in the console). There is no "
                         "negative prompt: these models were trained with a learned 'empty prompt' for guidance, "
                         "which the samplers use.",
             inputs=[
-                AR_MODEL.Input("model", tooltip="The text-to-image GPT (to check the kind and the widths)."),
+                AR_MODEL.Input("model", tooltip="The text-to-image model (to check the kind and the widths)."),
                 AR_TEXT_ENCODER.Input("text_encoder", tooltip="From 'Load T5 Text Encoder'."),
                 io.String.Input("prompt", multiline=True, default="a photo of a red fox in the snow",
                                 tooltip="What to generate."),
@@ -145,12 +148,11 @@ class TextCondition(io.ComfyNode):
     @classmethod
     def execute(cls, model: ARModelHandle, text_encoder: ARTextEncoderHandle, prompt: str, batch_size: int,
                 clean_prompt: bool = True) -> io.NodeOutput:
-        if model.model_type != "t2i":
-            raise SamplingError(f"{model.name} is a class-to-image model; use 'Class Condition', not a text prompt.")
-        check_width(text_encoder.width, model.caption_dim, model.name)
+        check_prompt_width(model.info, text_encoder.width, "node")  # a prompt model, reading this encoder's width
         if not prompt.strip():
             raise SamplingError("The prompt is empty: type what to generate.")
-        features, mask = encode_prompts(text_encoder, [prompt], model.caption_tokens, clean_prompt)
-        cond = ARConditioning(None, [prompt] * batch_size, features.repeat(batch_size, 1, 1),
-                              mask.repeat(batch_size, 1))
+        spec = model.info.prompt
+        features, mask = encode_prompts(text_encoder, [prompt], spec.length, clean_prompt, spec.align)
+        cond = model.family.prompt_condition(model.info, features.repeat(batch_size, 1, 1), mask.repeat(batch_size, 1),
+                                             [prompt] * batch_size)
         return io.NodeOutput(cond)

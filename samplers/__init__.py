@@ -1,18 +1,26 @@
-"""Model-agnostic samplers for autoregressive image models (pure torch)."""
+"""Model-agnostic samplers for autoregressive image models (pure torch; never imports models/ or nodes/).
 
-from .ar import sample_ar
-from .catalog import AR_SAMPLERS, SAMPLER_NAMES, NamedSampler, named_sampler
-from .sjd import ACCEPTANCE_RULES, DRAFT_INITS, SJDSettings, sample_sjd
+The shared core (entropy temperature, logits, the one distribution function, settings,
+seeded draws, run scaffolding, results and layouts) sits at this level; each decoding
+order has a folder of its own (``next_token/``). ``protocols.py`` holds the contract each
+order's models implement, ``catalog.py`` the samplers as values.
+"""
+
+from .catalog import SAMPLER_NAMES, NamedSampler, NextToken, SpeculativeJacobi, named_sampler
 from .distribution import token_distribution
-from .entropy import PRESETS, EntropyTemperature, entropy, preset
-from .interface import ARModel, DecodeSession
+from .entropy import PRESETS, EntropyTemperature, entropy, preset, preset_or_custom
+from .layout import TokenLayout
 from .logits import apply_cfg, filter_top_k_top_p
+from .next_token import ACCEPTANCE_RULES, DRAFT_INITS, AcceptanceRule, SJDSettings, sample_ar, sample_sjd
+from .protocols import GuidedLogits, NextTokenModel, NextTokenSession, SamplingState, StepCallback
 from .result import SamplingResult, SamplingStats
 from .rng import make_generator, sample_categorical
 from .settings import SamplerSettings
 
 __all__ = [
-    "sample_ar", "sample_sjd", "SJDSettings", "ACCEPTANCE_RULES", "DRAFT_INITS", "AR_SAMPLERS", "SAMPLER_NAMES", "NamedSampler", "named_sampler", "token_distribution", "PRESETS", "EntropyTemperature", "entropy", "preset", "ARModel",
-    "DecodeSession", "apply_cfg", "filter_top_k_top_p", "SamplingResult", "SamplingStats", "make_generator",
-    "sample_categorical", "SamplerSettings",
+    "SAMPLER_NAMES", "NamedSampler", "NextToken", "SpeculativeJacobi", "named_sampler", "token_distribution",
+    "PRESETS", "EntropyTemperature", "entropy", "preset", "preset_or_custom", "TokenLayout", "apply_cfg",
+    "filter_top_k_top_p", "ACCEPTANCE_RULES", "DRAFT_INITS", "AcceptanceRule", "SJDSettings", "sample_ar",
+    "sample_sjd", "GuidedLogits", "NextTokenModel", "NextTokenSession", "SamplingState", "StepCallback",
+    "SamplingResult", "SamplingStats", "make_generator", "sample_categorical", "SamplerSettings",
 ]

@@ -1,60 +1,107 @@
-"""Samplers by name, for hosts that compare several (demo, benchmark, nodes, CLI)."""
+"""Samplers as values: a decoding method with its options, plus names for hosts that compare several.
+
+A method value (``NextToken``, ``SpeculativeJacobi``; the masked and next-scale orders add
+theirs) knows its decoding order and runs with ``method.run(model, cond, settings, ...)``.
+A ``NamedSampler`` binds a method to token settings (CFG, filters, temperature, entropy
+temperature) under a display name. Catalog names (``plain``, ``sjd-entropy``, ...) are what
+the demo, the benchmark and the CLI accept; hosts build everything through this module, so
+"which sampler is this" is decided here only.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import SamplingError
-from .ar import StepCallback, sample_ar
 from .entropy import preset
+from .next_token import SJDSettings, sample_ar, sample_sjd
+from .protocols import StepCallback
 from .result import SamplingResult
 from .settings import SamplerSettings
-from .sjd import SJDSettings, sample_sjd
 
-# name → (entropy temperature?, SJD acceptance rule or None, coupled drafts?)
-_CATALOG = {
-    "plain": (False, None, False),
-    "entropy": (True, None, False),
-    "sjd": (False, "exact", False),
-    "sjd-entropy": (False, "entropy", False),
-    "sjd-entropy-scale": (False, "entropy-scale", False),
-    "coupled": (False, "exact", True),
-    "coupled-entropy": (False, "entropy", True),
-}
-SAMPLER_NAMES = tuple(_CATALOG)
-AR_SAMPLERS = ("plain", "entropy")
+
+@dataclass(frozen=True)
+class NextToken:
+    """Plain next-token decoding: one cached forward pass per token."""
+
+    order: ClassVar[str] = "next-token"
+
+    def run(self, model, cond: Any, settings: SamplerSettings, *, seed: int = 0, num_tokens: int | None = None,
+            callback: StepCallback | None = None) -> SamplingResult:
+        return sample_ar(model, cond, settings, seed=seed, num_tokens=num_tokens, callback=callback)
+
+    def label(self, entropy: bool) -> str:
+        return "entropy" if entropy else "plain"
+
+
+@dataclass(frozen=True)
+class SpeculativeJacobi:
+    """Speculative Jacobi decoding with an acceptance rule (see samplers.next_token.sjd)."""
+
+    options: SJDSettings = SJDSettings()
+    order: ClassVar[str] = "next-token"
+
+    def run(self, model, cond: Any, settings: SamplerSettings, *, seed: int = 0, num_tokens: int | None = None,
+            callback: StepCallback | None = None) -> SamplingResult:
+        return sample_sjd(model, cond, settings, self.options, seed=seed, num_tokens=num_tokens, callback=callback)
+
+    def label(self, entropy: bool) -> str:
+        """'sjd' or 'coupled', plus the rule when it is not the exact one (e.g. 'coupled-entropy')."""
+        o = self.options
+        return ("coupled" if o.coupled else "sjd") + ("" if o.acceptance == "exact" else "-" + o.acceptance)
 
 
 @dataclass(frozen=True)
 class NamedSampler:
-    """A sampler name plus its complete settings; ``run`` samples with it."""
+    """A method bound to its token settings under a name; ``run`` samples with both."""
 
     name: str
     settings: SamplerSettings
-    sjd: SJDSettings | None = None
+    method: Any = NextToken()
+
+    @property
+    def sjd(self) -> SJDSettings | None:
+        return self.method.options if isinstance(self.method, SpeculativeJacobi) else None
 
     def run(self, model, cond: Any, *, seed: int = 0, num_tokens: int | None = None,
             callback: StepCallback | None = None) -> SamplingResult:
-        if self.sjd is None:
-            return sample_ar(model, cond, self.settings, seed=seed, num_tokens=num_tokens, callback=callback)
-        return sample_sjd(model, cond, self.settings, self.sjd, seed=seed, num_tokens=num_tokens, callback=callback)
+        return self.method.run(model, cond, self.settings, seed=seed, num_tokens=num_tokens, callback=callback)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    method: Any
+    entropy_temperature: bool = False
+
+
+_CATALOG = {
+    "plain": _Entry(NextToken()),
+    "entropy": _Entry(NextToken(), entropy_temperature=True),
+    "sjd": _Entry(SpeculativeJacobi(SJDSettings(acceptance="exact"))),
+    "sjd-entropy": _Entry(SpeculativeJacobi(SJDSettings(acceptance="entropy"))),
+    "sjd-entropy-scale": _Entry(SpeculativeJacobi(SJDSettings(acceptance="entropy-scale"))),
+    "coupled": _Entry(SpeculativeJacobi(SJDSettings(acceptance="exact", coupled=True))),
+    "coupled-entropy": _Entry(SpeculativeJacobi(SJDSettings(acceptance="entropy", coupled=True))),
+}
+SAMPLER_NAMES = tuple(_CATALOG)
 
 
 def named_sampler(name: str, base: SamplerSettings, entropy_preset: str = "llamagen",
                   sjd: SJDSettings | None = None) -> NamedSampler:
     """A catalog sampler on top of ``base`` settings.
 
-    ``plain``/``entropy``: AR without/with the entropy temperature. ``sjd``,
-    ``sjd-entropy``, ``sjd-entropy-scale``: speculative Jacobi decoding with the
-    exact (lossless) or an entropy-aware (lossy) acceptance rule; ``coupled`` and
-    ``coupled-entropy``: the same with coupled drafts. ``sjd`` gives the window,
-    draft init and rule constants (its rule and coupling are set by the name).
+    ``plain``/``entropy``: next-token decoding without/with the entropy temperature (``base.entropy``,
+    else ``entropy_preset``). ``sjd``, ``sjd-entropy``, ``sjd-entropy-scale``: speculative Jacobi
+    decoding with the exact (lossless) or an entropy-aware (lossy) acceptance rule; ``coupled`` and
+    ``coupled-entropy``: the same with coupled drafts. ``sjd`` gives the window, draft init and rule
+    constants (the rule and the coupling come from the name).
     """
     if name not in _CATALOG:
         raise SamplingError(f"Unknown sampler '{name}'. Known: {', '.join(SAMPLER_NAMES)}.")
-    temperature, rule, coupled = _CATALOG[name]
-    settings = replace(base, entropy=(base.entropy or preset(entropy_preset)) if temperature else None)
-    if rule is None:
-        return NamedSampler(name, settings)
-    return NamedSampler(name, settings, replace(sjd or SJDSettings(), acceptance=rule, coupled=coupled))
+    entry = _CATALOG[name]
+    settings = replace(base, entropy=(base.entropy or preset(entropy_preset)) if entry.entropy_temperature else None)
+    method = entry.method
+    if isinstance(method, SpeculativeJacobi) and sjd is not None:
+        method = SpeculativeJacobi(replace(sjd, acceptance=method.options.acceptance, coupled=method.options.coupled))
+    return NamedSampler(name, settings, method)

@@ -21,20 +21,22 @@ class TokenDistribution(NamedTuple):
     temperature: torch.Tensor  # (B, ...) temperature actually applied
 
 
-def token_distribution(logits: torch.Tensor, settings: SamplerSettings, base_temperature: torch.Tensor,
-                       cfg_active: bool | int, guided_rows: bool, greedy: torch.Tensor | None = None) -> TokenDistribution:
-    """Sampling distribution for logits (rows, ..., V).
+def token_distribution(logits, settings: SamplerSettings, base_temperature: torch.Tensor,
+                       cfg_active: bool | torch.Tensor = True, greedy: torch.Tensor | None = None
+                       ) -> TokenDistribution:
+    """Sampling distribution for logits (B, ..., V).
 
-    ``base_temperature`` is (B, 1) for logits (rows, V) or broadcastable to the
-    leading dims. ``cfg_active``: guidance on or off, or (logits (rows, L, V)) the
-    number of leading positions that are guided (see apply_cfg). Plain: temperature first, then top-k/top-p (LlamaGen order).
-    Entropy: top-k/top-p first, H from the filtered (or raw) logits, then the
-    entropy temperature (ARsample order). ``greedy`` (B, 1) marks samples with a
-    zero base temperature, whose result is one-hot on the most likely token; pass
-    None when there are none (decided on the host, so no device sync).
+    ``logits`` is a session's ``(cond, uncond)`` pair (uncond None without guidance), or one
+    tensor of logits that need no guidance. ``base_temperature`` is (B, 1) for logits (B, V)
+    or broadcastable to the leading dims. ``cfg_active``: guidance on or off, or a bool mask
+    over the leading dims (see apply_cfg). Plain: temperature first, then top-k/top-p
+    (LlamaGen's ``sample``). Entropy: top-k/top-p first, H from the filtered (or raw) logits,
+    then the entropy temperature (ARsample's ``sample``, paper Eq. 1-2). ``greedy`` (B, 1)
+    marks samples with a zero base temperature, whose result is one-hot on the most likely
+    token; pass None when there are none (decided on the host, so no device sync).
     """
-    if guided_rows:
-        logits = apply_cfg(logits, settings.cfg_scale, cfg_active)
+    cond, uncond = logits if isinstance(logits, tuple) else (logits, None)
+    logits = apply_cfg(cond, uncond, settings.cfg_scale, cfg_active)
     h_model = entropy(logits)
     base = base_temperature if logits.dim() == 2 else base_temperature.reshape(
         base_temperature.shape[0], *([1] * (logits.dim() - 2)), 1)

@@ -12,21 +12,20 @@ import torch
 from ..errors import SamplingError
 
 
-def apply_cfg(logits: torch.Tensor, scale: float, enabled: bool | int = True) -> torch.Tensor:
-    """Combine a [cond; uncond] batch (2B, ..., V) into (B, ..., V).
+def apply_cfg(cond: torch.Tensor, uncond: torch.Tensor | None, scale: float,
+              enabled: bool | torch.Tensor = True) -> torch.Tensor:
+    """Classifier-free guidance: ``uncond + scale · (cond − uncond)`` for logits (B, ..., V).
 
-    ``uncond + scale · (cond − uncond)``; when ``enabled`` is False (outside a
-    ``cfg_interval``) the conditional half is returned as is. An int ``n`` guides
-    only the first n positions of dim 1 (a multi-token pass that straddles the
-    interval), leaving the rest conditional.
+    ``uncond`` None (no guidance rows) or ``enabled`` False returns ``cond`` as is. ``enabled``
+    may be a bool tensor broadcastable to the leading dims (e.g. (B, L) for a multi-token
+    pass that straddles ``cfg_interval``): guided where True, conditional elsewhere.
     """
-    cond, uncond = logits.chunk(2, dim=0)
-    if enabled is False or (not isinstance(enabled, bool) and enabled <= 0):
+    if uncond is None or enabled is False:
         return cond
     guided = uncond + (cond - uncond) * scale
-    if enabled is True or enabled >= logits.shape[1]:
+    if enabled is True:
         return guided
-    return torch.cat([guided[:, :enabled], cond[:, enabled:]], dim=1)
+    return torch.where(enabled[..., None], guided, cond)
 
 
 def filter_top_k_top_p(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:

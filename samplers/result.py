@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import SamplingError
+from .layout import TokenLayout
 
 
 @dataclass
@@ -35,12 +36,13 @@ class SamplingStats:
 
 @dataclass
 class SamplingResult:
-    """tokens (B, N) int64; entropy and temperature (B, N) float32, raster order."""
+    """tokens (B, N) int64; entropy (nats) and temperature (B, N) float32, in ``layout`` order."""
 
     tokens: torch.Tensor
     entropy: torch.Tensor
     temperature: torch.Tensor
     stats: SamplingStats
+    layout: TokenLayout | None = None
 
 
 def non_finite_error(bad: int, total: int) -> SamplingError:

@@ -41,17 +41,15 @@ class SamplerSettings:
         """Whether guidance applies to image token ``step`` (0 = the prefill token)."""
         return self.guided and (self.cfg_interval < 0 or step - 1 <= self.cfg_interval)
 
-    def cfg_active_count(self, first: int, length: int) -> int:
-        """How many of the image tokens ``first .. first+length-1`` are guided (always a leading run).
+    def cfg_active_at(self, positions: torch.Tensor) -> bool | torch.Tensor:
+        """Guidance per image-token position (any shape of int64 positions): False, True, or a bool mask.
 
         A multi-token pass (speculative decoding) can straddle ``cfg_interval``; each of its
         positions must get the guidance a one-token step at that position would get.
         """
-        if not self.guided:
-            return 0
-        if self.cfg_interval < 0:
-            return length
-        return max(0, min(length, self.cfg_interval + 2 - first))
+        if not self.guided or self.cfg_interval < 0:
+            return self.guided
+        return positions <= self.cfg_interval + 1
 
     def validate(self, vocab_size: int, batch_size: int) -> None:
         check_sampling_settings(vocab_size, self.cfg_scale, self.top_k, self.top_p, self.temperature)

@@ -598,6 +598,20 @@ class ComfyServer:
                 paths.append((self.base / item["type"] / item.get("subfolder", "") / item["filename"]).resolve())
         return paths
 
+    def node_images(self, entry: dict) -> dict[str, list]:
+        """The images each node of a history entry saved or previewed, as RGB uint8 arrays, by node id."""
+        import numpy as np
+        from PIL import Image
+
+        out = {}
+        for node_id, node_out in (entry.get("outputs") or {}).items():
+            paths = [self.base / i["type"] / i.get("subfolder", "") / i["filename"]
+                     for i in node_out.get("images") or [] if isinstance(i, dict)]
+            arrays = [np.asarray(Image.open(path).convert("RGB")) for path in paths]
+            if arrays:
+                out[node_id] = arrays
+        return out
+
 
 # ------------------------------------------------------------------------------------- UI -> API
 def ui_to_api(workflow: dict, object_info: dict, *, strict: bool = True) -> dict:

@@ -43,29 +43,30 @@ For the 512 px stage-2 model, load `t2i_XL_stage2_512.pt` instead.
 """
 
 
-# (title, node type, extra widget values) per sampler row; all rows share the seed and settings.
+# Per sampler row: title, the decoding-method node it takes (the shared 'Next-Token Sampling', or its own
+# 'Speculative Jacobi Decoding' with these widgets), whether it takes the shared 'Entropy Temperature'.
 SAMPLER_ROWS = [
-    ("Plain (LlamaGen)", "ARsampleSampler", {}),
-    ("Entropy temperature", "ARsampleEntropySampler", {}),  # preset: the spec's entropy_preset
-    ("SJD, exact acceptance (lossless)", "ARsampleEntropySJDSampler",
-     {"acceptance": "exact (lossless)", "preset": "off", "window": 16}),
-    ("SJD, entropy acceptance (lossy)", "ARsampleEntropySJDSampler",
-     {"acceptance": "entropy (lossy, paper rule)", "preset": "off", "window": 16}),
-    ("Coupled SJD, exact (lossless)", "ARsampleEntropySJDSampler",
-     {"acceptance": "exact (lossless)", "preset": "off", "window": 16, "coupled": True}),
+    ("Plain (LlamaGen)", None, False),
+    ("Entropy temperature", None, True),
+    ("SJD, exact acceptance (lossless)", {"acceptance": "exact (lossless)", "window": 16}, False),
+    ("SJD, entropy acceptance (lossy)", {"acceptance": "entropy (lossy, paper rule)", "window": 16}, False),
+    ("Coupled SJD, exact (lossless)", {"acceptance": "exact (lossless)", "window": 16, "coupled": True}, False),
 ]
+NEXT_TOKEN, TEMPERATURE = 6, 7  # ids of the shared option nodes
+ROW_HEIGHT = 560
+COLOURS = ["#3f789e", "#a1309b", "#8a8a2a", "#b06634", "#2a8a5a"]
 
 
-def comparison(model: str, vq: str, cfg: float, top_k: int, prefix: str, classes: str | None = None,
-               prompt: str | None = None, t5: str = "flan-t5-xl/", model_props=None, vq_props=None,
-               note: str | None = None, entropy_preset: str = "llamagen") -> tuple[list[Node], list[dict]]:
-    """Loaders → class or text condition → every sampler row (same seed) → decode, entropy map, save, stats."""
-    common = {"seed": 0, "cfg": cfg, "top_k": top_k, "top_p": 1.0, "temperature": 1.0, "cfg_interval": -1}
+def inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, entropy_preset) -> list[Node]:
+    """Loaders, the condition (class or text), the note, and the shared option nodes."""
     nodes = [
         Node(1, "ARsampleModelLoader", (0, 0), {"ckpt_name": model}, size=(320, 110),
              properties={"models": [model_props]} if model_props else {}),
         Node(2, "ARsampleVQLoader", (0, 160), {"vq_name": vq}, size=(320, 90),
              properties={"models": [vq_props]} if vq_props else {}),
+        Node(NEXT_TOKEN, "ARsampleNextTokenSampling", (380, 0), {}, size=(280, 50)),
+        Node(TEMPERATURE, "ARsampleEntropyTemperature", (380, ROW_HEIGHT), {"preset": entropy_preset},
+             size=(280, 250)),
     ]
     if prompt is None:
         nodes.append(Node(3, "ARsampleClassCondition", (0, 300), {"classes": classes, "batch_size": 1},
@@ -78,39 +79,74 @@ def comparison(model: str, vq: str, cfg: float, top_k: int, prefix: str, classes
         ]
     if note:
         nodes.append(Node(5, "MarkdownNote", (0, 720), {"text": note}, title="Models and settings", size=(340, 420)))
+    return nodes
+
+
+def _slug(title: str) -> str:
+    slug = title.split(",")[0].split(" (")[0].lower().replace(" ", "_")
+    if "exact" in title or "entropy acceptance" in title:
+        slug += "_exact" if "exact" in title else "_entropy"
+    return slug
+
+
+def sampler_row(r: int, common: dict, prefix: str, upscale: int | None) -> tuple[list[Node], dict]:
+    """One sampler row: its method (shared or own) → 'AR Sample' → decode + entropy map (enlarged) → save/preview."""
+    title, sjd, entropy = SAMPLER_ROWS[r]
+    y, base = r * ROW_HEIGHT, 10 + 10 * r
+    method = NEXT_TOKEN if sjd is None else base + 6
+    links = {"model": (1, 0), "conditioning": (3, 0), "sampler": (method, 0), "vq": (2, 0)}
+    if entropy:
+        links["entropy_temperature"] = (TEMPERATURE, 0)
+    image, heat = (base + 1, 0), (base + 2, 0)
+    nodes = [
+        Node(base, "ARsampleSample", (720, y), common, links, title=title, size=(330, 380)),
+        Node(base + 1, "ARsampleVQDecode", (1090, y), {}, {"vq": (2, 0), "tokens": (base, 0)}, size=(220, 60)),
+        Node(base + 2, "ARsampleEntropyMap", (1090, y + 100), {"overlay": 0.0, "max_entropy": 0.0},
+             {"tokens": (base, 0), "image": (base + 1, 0)}, size=(240, 110)),
+        Node(base + 5, "PreviewAny", (1090, y + 260), {}, {"source": (base, 1)}, title=f"{title}: stats",
+             size=(260, 120)),
+    ]
+    if sjd is not None:
+        nodes.append(Node(base + 6, "ARsampleSpeculativeJacobi", (380, y), sjd,
+                          title=title.split(",")[0] + " options", size=(280, 150)))
+    if upscale:  # tiny images: enlarge them (nearest neighbour, so every token stays a crisp block)
+        scale = {"upscale_method": "nearest-exact", "scale_by": float(upscale)}
+        nodes += [Node(base + 7, "ImageScaleBy", (1360, y), scale, {"image": image}, title="Enlarge images",
+                       size=(240, 90)),
+                  Node(base + 8, "ImageScaleBy", (1360, y + 140), scale, {"image": heat}, title="Enlarge maps",
+                       size=(240, 90))]
+        image, heat = (base + 7, 0), (base + 8, 0)
+    nodes += [
+        Node(base + 3, "SaveImage", (1640, y), {"filename_prefix": f"{prefix}/{_slug(title)}"}, {"images": image},
+             title=f"{title}: images", size=(330, 330)),
+        Node(base + 4, "PreviewImage", (2000, y), {}, {"images": heat}, title=f"{title}: entropy map",
+             size=(330, 330)),
+    ]
+    group = {"id": r + 1, "title": title + " — same seed", "bounding": [710, y - 40, 1640, ROW_HEIGHT - 30],
+             "color": COLOURS[r], "font_size": 20, "flags": {}}
+    return nodes, group
+
+
+def comparison(model: str, vq: str, cfg: float, top_k: int, prefix: str, classes: str | None = None,
+               prompt: str | None = None, t5: str = "flan-t5-xl/", model_props=None, vq_props=None,
+               note: str | None = None, entropy_preset: str = "llamagen",
+               upscale: int | None = None) -> tuple[list[Node], list[dict]]:
+    """Loaders → condition; option nodes (methods, entropy temperature) → one 'AR Sample' per row (same seed)
+    → decode, entropy map, save, stats."""
+    common = {"seed": 0, "cfg": cfg, "top_k": top_k, "top_p": 1.0, "temperature": 1.0, "cfg_interval": -1}
+    nodes = inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, entropy_preset)
     groups = []
-    row_height = 520
-    for r, (title, node_type, extra) in enumerate(SAMPLER_ROWS):
-        y = r * row_height
-        base = 10 + 10 * r
-        slug = title.split(",")[0].split(" (")[0].lower().replace(" ", "_")
-        if "exact" in title or "entropy acceptance" in title:
-            slug += "_exact" if "exact" in title else "_entropy"
-        if node_type == "ARsampleEntropySampler":
-            extra = {**extra, "preset": entropy_preset}
-        nodes += [
-            Node(base, node_type, (380, y), {**common, **extra},
-                 {"model": (1, 0), "conditioning": (3, 0), "vq": (2, 0)}, title=title, size=(330, 420)),
-            Node(base + 1, "ARsampleVQDecode", (760, y), {}, {"vq": (2, 0), "tokens": (base, 0)}, size=(220, 60)),
-            Node(base + 2, "ARsampleEntropyMap", (760, y + 100), {"overlay": 0.0, "max_entropy": 0.0},
-                 {"tokens": (base, 0), "image": (base + 1, 0)}, size=(240, 110)),
-            Node(base + 3, "SaveImage", (1040, y), {"filename_prefix": f"{prefix}/{slug}"}, {"images": (base + 1, 0)},
-                 title=f"{title}: images", size=(300, 300)),
-            Node(base + 4, "PreviewImage", (1380, y), {}, {"images": (base + 2, 0)}, title=f"{title}: entropy map",
-                 size=(300, 300)),
-            Node(base + 5, "PreviewAny", (760, y + 260), {}, {"source": (base, 1)}, title=f"{title}: stats",
-                 size=(260, 120)),
-        ]
-        groups.append({"id": r + 1, "title": title + " — same seed", "bounding": [370, y - 40, 1330, row_height - 30],
-                       "color": ["#3f789e", "#a1309b", "#8a8a2a", "#b06634", "#2a8a5a"][r], "font_size": 20,
-                       "flags": {}})
+    for r in range(len(SAMPLER_ROWS)):
+        row, group = sampler_row(r, common, prefix, upscale)
+        nodes += row
+        groups.append(group)
     return nodes, groups
 
 
 WORKFLOW_SPECS = {
     "ARsample_embedded_compare_samplers": dict(
         model="embedded:tiny", vq="embedded:tiny", classes="circle, ring, triangle, dots", cfg=2.0, top_k=16,
-        prefix="ARsample/embedded", entropy_preset="embedded"),
+        prefix="ARsample/embedded", entropy_preset="embedded", upscale=8),
     "ARsample_llamagen_t2i_compare_samplers": dict(
         model="t2i_XL_stage1_256.pt", vq="vq_ds16_t2i.pt", prompt=T2I_PROMPT, cfg=7.5, top_k=1000,
         prefix="ARsample/llamagen_t2i", model_props=LLAMAGEN_MODELS["t2i_XL_stage1_256.pt"],
@@ -138,13 +174,14 @@ def write_thumbnails(out_dir: Path = WORKFLOWS) -> None:
     from PIL import Image, ImageDraw
 
     from arsample.cli.demo import comparison_sheet
-    from arsample.models.embedded import load_embedded
+    from arsample.models.registry import MODEL, TOKENIZER, embedded_files, load_model, load_tokenizer
     from arsample.samplers import SamplerSettings, named_sampler
 
-    gpt, vq = load_embedded("tiny")
+    _, files = embedded_files("tiny")
+    model, tokenizer = load_model(files[MODEL], name="embedded:tiny"), load_tokenizer(files[TOKENIZER])
     base = SamplerSettings(cfg_scale=2.0, top_k=16)
     samplers = [named_sampler(n, base, "embedded") for n in ("plain", "entropy", "sjd", "sjd-entropy", "coupled")]
-    sheet, _ = comparison_sheet(gpt, vq, [0, 5, 2, 9], samplers, seed=0)
+    sheet, _ = comparison_sheet(model, tokenizer, [0, 5, 2, 9], samplers, seed=0)
     img = Image.fromarray(sheet)
     img.thumbnail((640, 640))
     img.save(out_dir / "ARsample_embedded_compare_samplers.jpg", quality=90)

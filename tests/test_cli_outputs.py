@@ -37,10 +37,10 @@ def no_work(monkeypatch):
     def loaded(*args, **kwargs):
         raise AssertionError("a model or input was loaded before the outputs were checked")
 
-    for target in ("arsample.cli.generate.load_vq", "arsample.cli.generate.load_gpt", "arsample.cli.generate.load_t5",
-                   "arsample.cli.decode.load_vq", "arsample.cli.decode.load_tokens",
+    for target in ("arsample.cli.generate.load_tokenizer", "arsample.cli.generate.load_model",
+                   "arsample.cli.generate.load_t5", "arsample.cli.decode.load_tokenizer", "arsample.cli.decode.load_tokens",
                    "arsample.cli.convert.read_checkpoint", "arsample.models.t5.read_t5_checked",
-                   "arsample.cli.demo.load_embedded", "arsample.cli.bench.load_embedded",
+                   "arsample.cli.demo.load_model", "arsample.cli.demo.load_tokenizer", "arsample.cli.bench.load_embedded",
                    "arsample.cli.bench.load_evaluator", "arsample.cli.train.run_training"):
         monkeypatch.setattr(target, loaded)
 
@@ -364,8 +364,8 @@ def test_train_export_replaces_all_three_files_or_none(tmp_path, tiny_c2i, tiny_
     import torch
 
     from arsample.models.checkpoint import save_safetensors_atomic
-    from arsample.models.embedded import train
-    from arsample.models.embedded.train import TrainSettings, export
+    from arsample.lab import train
+    from arsample.lab.train import TrainSettings, export
 
     monkeypatch.setattr(train, "vq_quality", lambda vq: {"psnr_db": 0.0})  # 512 images: not needed here
 

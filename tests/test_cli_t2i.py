@@ -50,8 +50,8 @@ def test_prompt_decides_the_image(t2i_files, tmp_path):
 @pytest.mark.parametrize("case,match", [
     ("no_t5", "needs the text encoder"),
     ("both", "one of the two"),
-    ("classes_to_t2i", "text-to-image; give --prompt"),
-    ("prompt_to_c2i", "class-to-image; give --classes"),
+    ("classes_to_t2i", "text-to-image model; use --prompt with --t5, not classes"),
+    ("prompt_to_c2i", "class-to-image model; use --classes, not a text prompt"),
     ("wrong_width", "2048"),
 ])
 def test_t2i_bad_input_exits_2(t2i_files, tiny_files, tmp_path, capsys, case, match):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from arsample.models.embedded.dataset import CLASSES, IMAGE_SIZE, NUM_CLASSES, make_batch, to_model_range
+from arsample.lab.dataset import CLASSES, IMAGE_SIZE, NUM_CLASSES, make_batch, to_model_range
 
 
 def test_same_seed_and_index_give_the_same_image():
@@ -23,6 +23,9 @@ def test_labels_shapes_and_ranges():
     assert images.shape == (25, IMAGE_SIZE, IMAGE_SIZE, 3) and images.dtype == np.uint8
     assert labels.tolist() == [i % NUM_CLASSES for i in range(25)]
     assert NUM_CLASSES >= 10 and len(set(CLASSES)) == NUM_CLASSES
+    from arsample.models.embedded import CLASS_NAMES
+
+    assert CLASSES == CLASS_NAMES  # the shipped model's names are the data's classes, in label order
     forced, forced_labels = make_batch(range(4), seed=0, labels=[3, 3, 3, 3])
     assert forced_labels.tolist() == [3, 3, 3, 3]
     x = to_model_range(images)

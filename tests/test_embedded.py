@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from arsample.cli import main
-from arsample.models.embedded import embedded_paths, load_embedded, load_evaluator
-from arsample.models.embedded.dataset import IMAGE_SIZE, make_batch, to_model_range
-from arsample.models.embedded.evaluator import frechet_distance, predict
+from arsample.errors import CheckpointError
+from arsample.lab.dataset import IMAGE_SIZE, make_batch, to_model_range
+from arsample.lab.evaluator import frechet_distance, load_evaluator, predict
+from arsample.models.embedded import embedded_paths, load_embedded
 from arsample.models.llamagen import LlamaGenCondition
 from arsample.samplers import SamplerSettings, named_sampler
 
@@ -43,7 +44,11 @@ def test_tiny_model_shape(tiny):
     assert gpt.grid_size * vq.downsample == IMAGE_SIZE
     from arsample.models.llamagen import load_gpt, load_vq
 
-    assert load_gpt("tiny").config == gpt.config and load_vq("tiny").config == vq.config
+    paths = embedded_paths("tiny")
+    assert load_gpt(paths["gpt"]).config == gpt.config and load_vq(paths["vq"]).config == vq.config
+    # The LlamaGen loader reads files only; the embedded model's name is resolved by its callers.
+    with pytest.raises(CheckpointError):
+        load_gpt("tiny")
 
 
 def test_evaluator_recognises_real_images(tiny):

@@ -12,13 +12,19 @@ from arsample.samplers import SamplerSettings, preset, sample_ar, token_distribu
 TINY = {"n_head": 4, "grid_size": 8}  # the fixtures' config; not inferable from shapes
 
 
+def _rows(pair):
+    """A session's (cond, uncond) logits as the reference's [cond; uncond] rows."""
+    cond, uncond = pair
+    return cond if uncond is None else torch.cat([cond, uncond])
+
+
 def _session_logits(model, cond, tokens):
     session = model.start_session(cond, guidance=True, max_new_tokens=32)
-    prefill = session.prefill(all_positions=True)
-    fed = torch.cat([tokens, tokens])
-    one_by_one = torch.stack([session.extend(fed[:, i:i + 1])[:, -1] for i in range(tokens.shape[1])], dim=1)
+    prefill = _rows(session.prefill(all_positions=True))
+    fed = tokens  # the reference feeds [tokens; tokens] rows; the session doubles them itself
+    one_by_one = torch.stack([_rows(session.extend(fed[:, i:i + 1]))[:, -1] for i in range(tokens.shape[1])], dim=1)
     session.truncate(0)
-    multi = session.extend(fed)
+    multi = _rows(session.extend(fed))
     return prefill, one_by_one, multi
 
 
@@ -62,7 +68,7 @@ def test_t2i_padding_mask_matters(golden):
     model = load_gpt(golden / "gpt_t2i.safetensors", override=TINY)
     io = load_file(golden / "gpt_t2i_io.safetensors")
     unmasked = LlamaGenCondition(caption=io["caption"])
-    logits = model.start_session(unmasked, guidance=True, max_new_tokens=32).prefill(all_positions=True)
+    logits = _rows(model.start_session(unmasked, guidance=True, max_new_tokens=32).prefill(all_positions=True))
     assert (logits - io["prefill_logits"]).abs().max() > 0.1
 
 
@@ -88,7 +94,7 @@ def test_sampling_distribution_matches_reference(golden, kind, t, k, p):
     before = logits.clone()
     settings = SamplerSettings(top_k=k, top_p=p, temperature=t,
                                entropy=preset("llamagen") if kind == "entropy" else None)
-    dist = token_distribution(logits, settings, torch.full((logits.shape[0], 1), t), True, False)
+    dist = token_distribution(logits, settings, torch.full((logits.shape[0], 1), t))
     torch.testing.assert_close(dist.probs, io[f"{kind}_probs_t{t}_k{k}_p{p}"], atol=1e-6, rtol=1e-5)
     assert torch.equal(logits, before), "the caller's logits were modified"
 

@@ -30,9 +30,9 @@ def test_cached_decode_equals_teacher_forced_forward(request, fixture):
     tokens = torch.randint(0, model.vocab_size, (2, model.num_image_tokens))
     full = model(cond, tokens)  # (B, N, V): row k predicts token k
     session = model.start_session(cond, guidance=False)
-    steps = [session.prefill()]
+    steps = [session.prefill()[0]]
     for k in range(model.num_image_tokens - 1):
-        steps.append(session.extend(tokens[:, k:k + 1])[:, -1])
+        steps.append(session.extend(tokens[:, k:k + 1])[0][:, -1])
     torch.testing.assert_close(torch.stack(steps, 1), full, atol=2e-5, rtol=1e-5)
 
 
@@ -40,14 +40,16 @@ def test_cached_decode_equals_teacher_forced_forward(request, fixture):
 def test_multi_token_extend_equals_one_token_steps(request, fixture):
     model = request.getfixturevalue(fixture)
     cond = _cond(model)
-    tokens = torch.randint(0, model.vocab_size, (4, 9))
+    tokens = torch.randint(0, model.vocab_size, (2, 9))
     a = model.start_session(cond, guidance=True)
     a.prefill()
-    one = torch.stack([a.extend(tokens[:, i:i + 1])[:, -1] for i in range(9)], 1)
+    one = [a.extend(tokens[:, i:i + 1]) for i in range(9)]
     b = model.start_session(cond, guidance=True)
     b.prefill()
-    multi = torch.cat([b.extend(tokens[:, :2]), b.extend(tokens[:, 2:])], 1)
-    torch.testing.assert_close(multi, one, atol=2e-5, rtol=1e-5)
+    first, rest = b.extend(tokens[:, :2]), b.extend(tokens[:, 2:])
+    for half in (0, 1):  # conditional and unconditional logits
+        multi = torch.cat([first[half], rest[half]], 1)
+        torch.testing.assert_close(multi, torch.cat([o[half] for o in one], 1), atol=2e-5, rtol=1e-5)
 
 
 def test_truncate_then_extend_equals_fresh_prefix(tiny_c2i):
@@ -64,31 +66,32 @@ def test_truncate_then_extend_equals_fresh_prefix(tiny_c2i):
     fresh = tiny_c2i.start_session(cond, guidance=False)
     fresh.prefill()
     fresh.extend(good)
-    torch.testing.assert_close(after, fresh.extend(nxt), atol=1e-5, rtol=1e-5)
-    assert s.image_tokens_cached == 8
+    torch.testing.assert_close(after[0], fresh.extend(nxt)[0], atol=1e-5, rtol=1e-5)
+    assert s.cached_image_tokens() == [8, 8]
 
 
 def test_condition_changes_output(tiny_c2i):
-    a = tiny_c2i.start_session(LlamaGenCondition(labels=torch.tensor([1])), guidance=False).prefill()
-    b = tiny_c2i.start_session(LlamaGenCondition(labels=torch.tensor([2])), guidance=False).prefill()
+    a = tiny_c2i.start_session(LlamaGenCondition(labels=torch.tensor([1])), guidance=False).prefill()[0]
+    b = tiny_c2i.start_session(LlamaGenCondition(labels=torch.tensor([2])), guidance=False).prefill()[0]
     assert (a - b).abs().max() > 1e-3
 
 
 def test_guided_rows_are_cond_then_null(tiny_c2i):
     labels = torch.tensor([3, 4])
-    guided = tiny_c2i.start_session(LlamaGenCondition(labels=labels), guidance=True).prefill()
-    cond = tiny_c2i.start_session(LlamaGenCondition(labels=labels), guidance=False).prefill()
-    torch.testing.assert_close(guided[:2], cond)
-    torch.testing.assert_close(guided[2], guided[3])  # both null rows see the same null class
-    assert (guided[2] - cond[0]).abs().max() > 1e-3
+    guided, null = tiny_c2i.start_session(LlamaGenCondition(labels=labels), guidance=True).prefill()
+    cond, none = tiny_c2i.start_session(LlamaGenCondition(labels=labels), guidance=False).prefill()
+    assert none is None
+    torch.testing.assert_close(guided, cond)
+    torch.testing.assert_close(null[0], null[1])  # both null rows see the same null class
+    assert (null[0] - cond[0]).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_precision_gives_float32_logits_close_to_fp32(tiny_c2i, dtype):
     cond = _cond(tiny_c2i)
-    ref = tiny_c2i.start_session(cond, guidance=True).prefill()
+    ref = torch.cat(tiny_c2i.start_session(cond, guidance=True).prefill())
     half = randomize_(LlamaGenGPT(tiny_c2i.config), seed=1).to(dtype)
-    out = half.start_session(cond, guidance=True).prefill()
+    out = torch.cat(half.start_session(cond, guidance=True).prefill())
     assert out.dtype == torch.float32
     assert (out - ref).abs().max() < 0.1 * ref.abs().max()
 
@@ -99,7 +102,7 @@ def test_grouped_query_attention_is_consistent():
     cond = _cond(model)
     tokens = torch.randint(0, 64, (2, 16))
     s = model.start_session(cond, guidance=False)
-    steps = [s.prefill()] + [s.extend(tokens[:, k:k + 1])[:, -1] for k in range(15)]
+    steps = [s.prefill()[0]] + [s.extend(tokens[:, k:k + 1])[0][:, -1] for k in range(15)]
     torch.testing.assert_close(torch.stack(steps, 1), model(cond, tokens), atol=2e-5, rtol=1e-5)
 
 

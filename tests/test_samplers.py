@@ -39,9 +39,12 @@ def test_clamp_and_validation():
 
 def test_cfg_combination_and_interval():
     cond, uncond = torch.tensor([[2.0, 0.0]]), torch.tensor([[1.0, 1.0]])
-    both = torch.cat([cond, uncond])
-    assert apply_cfg(both, 3.0).tolist() == [[4.0, -2.0]]
-    assert apply_cfg(both, 3.0, enabled=False).tolist() == [[2.0, 0.0]]
+    assert apply_cfg(cond, uncond, 3.0).tolist() == [[4.0, -2.0]]
+    assert apply_cfg(cond, uncond, 3.0, enabled=False).tolist() == [[2.0, 0.0]]
+    assert apply_cfg(cond, None, 3.0).tolist() == [[2.0, 0.0]]
+    two = (torch.stack([cond, cond], 1), torch.stack([uncond, uncond], 1))  # (1, 2 positions, V)
+    mixed = apply_cfg(*two, 3.0, enabled=torch.tensor([[True, False]]))
+    assert mixed.tolist() == [[[4.0, -2.0], [2.0, 0.0]]]
     s = SamplerSettings(cfg_scale=4.0, cfg_interval=2)
     assert [s.cfg_active(i) for i in range(6)] == [True, True, True, True, False, False]
     assert not SamplerSettings(cfg_scale=1.0).cfg_active(0)
@@ -63,12 +66,12 @@ def test_token_distribution_entropy_temperature_uses_filtered_entropy():
     logits = torch.randn(3, 50, generator=torch.Generator().manual_seed(0)) * 3
     cfg = preset("llamagen")
     s = SamplerSettings(top_k=10, entropy=cfg)
-    dist = token_distribution(logits, s, torch.ones(3, 1), True, False)
+    dist = token_distribution(logits, s, torch.ones(3, 1))
     h = entropy(filter_top_k_top_p(logits, 10))
     torch.testing.assert_close(dist.temperature, cfg.temperature(h))
     torch.testing.assert_close(dist.model_entropy, entropy(logits))
     raw = token_distribution(logits, SamplerSettings(top_k=10, entropy=preset("llamagen", source="raw")),
-                             torch.ones(3, 1), True, False)
+                             torch.ones(3, 1))
     torch.testing.assert_close(raw.temperature, cfg.temperature(entropy(logits)))
     assert (dist.probs[filter_top_k_top_p(logits, 10).isinf()] == 0).all()
 
@@ -121,7 +124,7 @@ def test_entropy_sampler_differs_from_plain_and_matches_its_distribution(tiny_c2
     cond = LlamaGenCondition(labels=labels)
     logits = tiny_c2i.start_session(LlamaGenCondition(labels=labels[:1]), guidance=True).prefill()
     for settings in (SamplerSettings(cfg_scale=2.0), SamplerSettings(cfg_scale=2.0, entropy=preset("llamagen"))):
-        expected = token_distribution(logits, settings, torch.ones(1, 1), True, True).probs[0]
+        expected = token_distribution(logits, settings, torch.ones(1, 1), True).probs[0]
         tokens = sample_ar(tiny_c2i, cond, settings, num_tokens=1, seed=1).tokens[:, 0]
         freq = torch.bincount(tokens, minlength=64).float() / len(tokens)
         assert (freq - expected).abs().max() < 0.035
@@ -133,9 +136,9 @@ def test_callback_sees_progress_and_can_cancel(tiny_c2i):
     class Cancelled(Exception):
         pass
 
-    def cb(done, total, tokens):
-        seen.append((done, total, tokens.shape[1]))
-        if done == 5:
+    def cb(state):
+        seen.append((state.done, state.total, int(state.known[0].sum())))
+        if state.done == 5:
             raise Cancelled
 
     with pytest.raises(Cancelled):

@@ -15,7 +15,7 @@ from arsample.models.checkpoint import save_safetensors_atomic
 from arsample.models.llamagen import LlamaGenCondition, LlamaGenGPT
 from arsample.samplers import PRESETS, EntropyTemperature, SamplerSettings, preset, sample_ar
 from arsample.samplers.entropy import preset_or_custom
-from arsample.samplers.sjd import SJDSettings, sample_sjd
+from arsample.samplers.next_token import SJDSettings, sample_sjd
 from tinymodels import tiny_gpt_config
 
 NAN, INF = float("nan"), float("inf")
@@ -153,16 +153,13 @@ def test_greedy_sjd_equals_greedy_ar_when_a_pass_straddles_cfg_interval(window, 
     assert not torch.equal(ar.tokens, always.tokens)
 
 
-def test_cfg_active_count_matches_the_one_token_rule():
+def test_cfg_active_at_matches_the_one_token_rule():
+    positions = torch.arange(12)
     for interval in (-1, 0, 3, 10):
         s = SamplerSettings(cfg_scale=3.0, cfg_interval=interval)
-        for first in range(12):
-            for length in range(1, 6):
-                expected = sum(s.cfg_active(first + i) for i in range(length))
-                assert s.cfg_active_count(first, length) == expected
-                flags = [s.cfg_active(first + i) for i in range(length)]
-                assert flags == sorted(flags, reverse=True)  # a leading run, as apply_cfg assumes
-    assert SamplerSettings(cfg_scale=1.0).cfg_active_count(0, 4) == 0
+        mask = torch.as_tensor(s.cfg_active_at(positions)).expand(12)
+        assert mask.tolist() == [s.cfg_active(int(i)) for i in positions]
+    assert SamplerSettings(cfg_scale=1.0).cfg_active_at(positions) is False
 
 
 def test_entropy_map_png_of_a_finite_run_is_written(tiny_files, tmp_path):

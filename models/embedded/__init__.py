@@ -1,7 +1,8 @@
 """The embedded default model: a tiny LlamaGen (VQ + c2i GPT) trained by us on procedural shapes.
 
 It ships inside the pack (``weights/``), so everything runs and is tested with
-no download. Load it by name: ``load_embedded("tiny")``.
+no download. Load it by name: ``load_embedded("tiny")``. The data, trainer,
+evaluator and benchmark that made and measure it are the CPU lab (``arsample.lab``).
 """
 
 from __future__ import annotations
@@ -9,12 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import CheckpointError
+from ..llamagen import load_gpt, load_vq
 
 WEIGHTS = Path(__file__).parent / "weights"
+# "evaluator" is the lab's shapes classifier (arsample.lab.evaluator), shipped beside the model it measures.
 EMBEDDED_MODELS = {
     "tiny": {"gpt": WEIGHTS / "tiny_shapes_gpt.safetensors", "vq": WEIGHTS / "tiny_shapes_vq.safetensors",
              "evaluator": WEIGHTS / "tiny_shapes_evaluator.safetensors"},
 }
+
+# The tiny model's classes, in label order (label 10 is the null class used for guidance).
+CLASS_NAMES = ("circle", "square", "triangle", "diamond", "plus", "ring", "frame", "x-cross", "bars", "dots")
 
 
 def embedded_paths(name: str = "tiny") -> dict[str, Path]:
@@ -32,18 +38,5 @@ def embedded_paths(name: str = "tiny") -> dict[str, Path]:
 
 def load_embedded(name: str = "tiny", device="cpu", dtype="fp32"):
     """(gpt, vq) of an embedded model, loaded in ``dtype`` on ``device``."""
-    from ..llamagen import load_gpt, load_vq
-
     paths = embedded_paths(name)
     return load_gpt(paths["gpt"], dtype=dtype, device=device), load_vq(paths["vq"], device=device)
-
-
-def load_evaluator(name: str = "tiny", device="cpu"):
-    """The shapes classifier shipped with an embedded model."""
-    from ..checkpoint import read_checkpoint
-    from .evaluator import ShapesClassifier
-
-    state, _ = read_checkpoint(embedded_paths(name)["evaluator"])
-    model = ShapesClassifier()
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    return model.to(device).eval().requires_grad_(False)

@@ -3,7 +3,7 @@
 from .config import GPT_SIZES, GPTConfig, VQConfig, detect_kind, gpt_config
 from .gpt import LlamaGenCondition, LlamaGenGPT
 from .loader import gpt_from_state_dict, load_gpt, load_vq, parse_dtype, vq_from_state_dict
-from .pairing import check_pair
+from .family import check_pair
 from .session import LlamaGenSession
 from .vq import LlamaGenVQ
 

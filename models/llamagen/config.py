@@ -82,9 +82,6 @@ class GPTConfig:
     def num_image_tokens(self) -> int:
         return self.grid_size * self.grid_size
 
-    def with_grid(self, grid_size: int) -> "GPTConfig":
-        return dataclasses.replace(self, grid_size=grid_size)
-
     def to_metadata(self) -> dict[str, str]:
         return {METADATA_KEY: json.dumps({"kind": "gpt", **dataclasses.asdict(self)})}
 

@@ -16,7 +16,9 @@ import torch.nn.functional as F
 
 from ...errors import SamplingError
 from .config import GPTConfig
+from .masks import causal_mask_with_columns
 from .rope import apply_rope, rope_table_2d
+from .session import LlamaGenSession
 
 
 @dataclass
@@ -94,13 +96,15 @@ class Attention(nn.Module):
         self.wo = Linear(config.dim, config.dim, bias=False)
 
     def forward(self, x: torch.Tensor, rope: torch.Tensor, mask: torch.Tensor | None,
-                kv_cache: tuple[torch.Tensor, torch.Tensor] | None = None, start: int = 0,
-                causal: bool = False) -> torch.Tensor:
+                kv_cache: tuple[torch.Tensor, torch.Tensor] | None = None, start: int | torch.Tensor = 0,
+                causal: bool = False, end: int | None = None) -> torch.Tensor:
         """x (B, L, dim) at positions start..start+L-1.
 
         With ``kv_cache`` = (k, v) buffers of shape (B, n_kv, S_max, head_dim) the new
         keys/values are written at those positions and attention runs over the
-        filled prefix 0..start+L-1; unwritten cache columns are never read.
+        filled prefix 0..start+L-1; unwritten cache columns are never read. ``start``
+        may also be a (B, L) tensor of per-row positions (rows at different lengths);
+        attention then reads columns 0..end-1 and ``mask`` must hide what a row may not see.
         """
         bsz, length, dim = x.shape
         kv_dim = self.n_kv * self.head_dim
@@ -110,9 +114,14 @@ class Attention(nn.Module):
         v = v.view(bsz, length, self.n_kv, self.head_dim).transpose(1, 2)
         if kv_cache is not None:
             k_buf, v_buf = kv_cache
-            end = start + length
-            k_buf[:, :, start:end] = k
-            v_buf[:, :, start:end] = v
+            if isinstance(start, torch.Tensor):  # per-row positions
+                rows = torch.arange(bsz, device=x.device)[:, None]
+                k_buf[rows, :, start] = k.transpose(1, 2)
+                v_buf[rows, :, start] = v.transpose(1, 2)
+            else:
+                end = start + length
+                k_buf[:, :, start:end] = k
+                v_buf[:, :, start:end] = v
             k, v = k_buf[:, :, :end], v_buf[:, :, :end]
         if self.n_kv != self.n_head:
             k = k.repeat_interleave(self.n_head // self.n_kv, dim=1)
@@ -131,8 +140,8 @@ class TransformerBlock(nn.Module):
         self.attention_norm = RMSNorm(config.dim, config.norm_eps)
         self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
 
-    def forward(self, x, rope, mask, kv_cache=None, start=0, causal=False):
-        h = x + self.attention(self.attention_norm(x), rope, mask, kv_cache, start, causal)
+    def forward(self, x, rope, mask, kv_cache=None, start=0, causal=False, end=None):
+        h = x + self.attention(self.attention_norm(x), rope, mask, kv_cache, start, causal, end)
         return h + self.feed_forward(self.ffn_norm(h))
 
 
@@ -200,6 +209,11 @@ class LlamaGenGPT(nn.Module):
     @property
     def grid_size(self) -> int:
         return self.config.grid_size
+
+    @property
+    def token_layout(self) -> tuple[tuple[int, int], ...]:
+        """The token maps in storage order: one raster grid (see samplers.layout.TokenLayout)."""
+        return ((self.config.grid_size, self.config.grid_size),)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -277,24 +291,5 @@ class LlamaGenGPT(nn.Module):
         return logits
 
     def start_session(self, cond: LlamaGenCondition, guidance: bool, max_new_tokens: int | None = None):
-        """Begin cached decoding for ``cond`` (see LlamaGenSession)."""
-        from .session import LlamaGenSession
-
+        """Begin cached decoding for ``cond``: a LlamaGenSession (samplers.protocols.NextTokenSession)."""
         return LlamaGenSession(self, cond, guidance, max_new_tokens or self.num_image_tokens)
-
-
-def causal_mask_with_columns(num_queries: int, start: int, col_valid: torch.Tensor | None, num_keys: int,
-                             device) -> torch.Tensor:
-    """Boolean attention mask (B|1, 1, Lq, Lk) for queries at start.. over keys 0..num_keys-1.
-
-    Causal, with condition columns hidden where ``col_valid`` is False; a query
-    always sees itself, so a fully padded condition row never yields NaN.
-    """
-    q_pos = torch.arange(start, start + num_queries, device=device)[:, None]
-    k_pos = torch.arange(num_keys, device=device)[None, :]
-    mask = (k_pos <= q_pos)[None, None]
-    if col_valid is not None:
-        cols = torch.ones(col_valid.shape[0], num_keys, dtype=torch.bool, device=device)
-        cols[:, : col_valid.shape[1]] = col_valid
-        mask = (mask & cols[:, None, None, :]) | (k_pos == q_pos)[None, None]
-    return mask

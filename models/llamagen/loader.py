@@ -9,44 +9,26 @@ from typing import Mapping
 
 import torch
 
-from ...errors import CheckpointError, ConfigError
+from ...errors import CheckpointError
 from ..checkpoint import build_strict, read_checkpoint
+from ..dtypes import DTYPES, parse_dtype  # noqa: F401  (re-exported: callers import them from here)
 from .config import detect_kind, infer_vq_config, resolve_gpt_config
 from .gpt import LlamaGenGPT
 from .vq import LlamaGenVQ
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-          "fp16": torch.float16, "float16": torch.float16}
-
 _KIND_NAMES = {"gpt-c2i": "a LlamaGen class-to-image GPT", "gpt-t2i": "a LlamaGen text-to-image GPT",
                "vq": "a LlamaGen VQ tokenizer", "unknown": "not a LlamaGen model"}
 
 
-def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
-    """'fp32'/'bf16'/'fp16' (or a torch dtype) → torch dtype; None → float32."""
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        if dtype not in (torch.float32, torch.bfloat16, torch.float16):
-            raise ConfigError(f"Unsupported weight dtype {dtype}; use fp32, bf16 or fp16.")
-        return dtype
-    try:
-        return DTYPES[str(dtype).lower()]
-    except KeyError:
-        raise ConfigError(f"Unknown dtype '{dtype}'; use fp32, bf16 or fp16.") from None
-
-
 def load_gpt(path: str | os.PathLike, *, override: Mapping | None = None, dtype="fp32",
              device: str | torch.device = "cpu") -> LlamaGenGPT:
-    """Load a LlamaGen GPT (c2i or t2i) with strict key checking.
+    """Load a LlamaGen GPT (c2i or t2i) from a checkpoint file with strict key checking.
 
-    ``path`` is a checkpoint file or the name of an embedded model (``"tiny"``).
     ``override`` may set any GPTConfig field plus ``image_size`` and ``downsample``
     (default 16), e.g. ``{"n_head": 12, "image_size": 384}``.
     """
-    path = _embedded_or_path(path, "gpt")
     state, metadata = read_checkpoint(path)
     return gpt_from_state_dict(state, Path(path).name, metadata, override=override, dtype=dtype, device=device)
 
@@ -64,8 +46,7 @@ def gpt_from_state_dict(state: dict[str, torch.Tensor], filename: str = "", meta
 
 def load_vq(path: str | os.PathLike, *, override: Mapping | None = None, dtype="fp32",
             device: str | torch.device = "cpu") -> LlamaGenVQ:
-    """Load a LlamaGen VQ tokenizer (file, or embedded model name); its config comes from tensor shapes."""
-    path = _embedded_or_path(path, "vq")
+    """Load a LlamaGen VQ tokenizer from a checkpoint file; its config comes from tensor shapes."""
     state, metadata = read_checkpoint(path)
     return vq_from_state_dict(state, Path(path).name, metadata, override=override, dtype=dtype, device=device)
 
@@ -79,15 +60,6 @@ def vq_from_state_dict(state: dict[str, torch.Tensor], filename: str = "", metad
     state.setdefault("quantize.codebook_used", torch.zeros(65536))  # absent when usage tracking was off
     model = build_strict(LlamaGenVQ, config, state, filename)
     return model.to(device=device, dtype=parse_dtype(dtype)).eval().requires_grad_(False)
-
-
-def _embedded_or_path(path, role: str):
-    """An embedded model's file when ``path`` is its name (e.g. "tiny") and no such file exists."""
-    from ..embedded import EMBEDDED_MODELS, embedded_paths
-
-    if isinstance(path, str) and path.lower() in EMBEDDED_MODELS and not Path(path).exists():
-        return embedded_paths(path)[role]
-    return path
 
 
 def _expect_kind(state: Mapping[str, torch.Tensor], wanted: tuple[str, ...], filename: str, role: str) -> None:

@@ -31,10 +31,15 @@ def rope_table_2d(grid_size: int, head_dim: int, base: float, num_condition: int
 
 
 def apply_rope(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent pairs of x (B, L, H, D) by ``table`` (L, D/2, 2); math in float32."""
+    """Rotate adjacent pairs of x (B, L, H, D) by ``table``; math in float32.
+
+    ``table`` is (L, D/2, 2) for positions shared by every row, or (B, L, D/2, 2) when
+    each row sits at its own positions (ragged speculative decoding).
+    """
     pairs = x.float().unflatten(-1, (-1, 2))  # (B, L, H, D/2, 2)
-    cos = table[None, :, None, :, 0]
-    sin = table[None, :, None, :, 1]
+    per_row = table if table.dim() == 4 else table[None]
+    cos = per_row[:, :, None, :, 0]
+    sin = per_row[:, :, None, :, 1]
     a, b = pairs[..., 0], pairs[..., 1]
     rotated = torch.stack([a * cos - b * sin, b * cos + a * sin], dim=-1)
     return rotated.flatten(-2).type_as(x)

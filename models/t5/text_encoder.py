@@ -11,7 +11,7 @@ import torch
 
 from ...errors import CheckpointError, ConfigError
 from ..checkpoint import build_strict, check_finite, check_state_matches
-from ..llamagen.loader import parse_dtype
+from ..dtypes import parse_dtype
 from .config import T5Config, infer_t5_config
 from .encoder import T5Encoder
 from .files import find_t5_files, read_t5_encoder_state

@@ -13,43 +13,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from comfyui_env import execution_error, ui_to_api  # noqa: E402
-from tinymodels import write_official_standins, write_t2i_standins  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "fixtures" / "golden"
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
 NODE_IDS = ["ARsampleModelLoader", "ARsampleVQLoader", "ARsampleT5Loader", "ARsampleClassCondition",
-            "ARsampleTextCondition", "ARsampleSampler", "ARsampleEntropySampler", "ARsampleEntropySJDSampler",
-            "ARsampleVQDecode", "ARsampleEntropyMap"]
-
-
-@pytest.fixture(scope="module")
-def server(comfy):
-    write_official_standins(comfy.models_path)
-    write_t2i_standins(comfy.models_path, GOLDEN)
-    return comfy
+            "ARsampleTextCondition", "ARsampleEntropyTemperature", "ARsampleNextTokenSampling",
+            "ARsampleSpeculativeJacobi", "ARsampleSample", "ARsampleSampler", "ARsampleEntropySampler",
+            "ARsampleEntropySJDSampler", "ARsampleVQDecode", "ARsampleEntropyMap"]
 
 
 @pytest.fixture(scope="module")
 def object_info(server):
     return server.object_info()
-
-
-def _images(server, entry) -> dict[str, list[np.ndarray]]:
-    """Saved/previewed images per node id, as arrays."""
-    out = {}
-    for node_id, node_out in (entry.get("outputs") or {}).items():
-        arrays = []
-        for item in node_out.get("images") or []:
-            path = server.base / item["type"] / item.get("subfolder", "") / item["filename"]
-            arrays.append(np.asarray(Image.open(path).convert("RGB")))
-        if arrays:
-            out[node_id] = arrays
-    return out
 
 
 def _small_prompt(tag: str, seed: int, classes: str = "circle, ring", batch_size: int = 1,
@@ -87,10 +66,14 @@ def test_nodes_are_registered_with_descriptions_and_tooltips(object_info):
 def test_shipped_workflow_runs(server, object_info, workflow):
     prompt = ui_to_api(json.loads(workflow.read_text()), object_info)
     entry = server.run(prompt, timeout=600)
-    images = _images(server, entry)
+    images = server.node_images(entry)
     decode_sources = {nid: p for nid, p in prompt.items() if p["class_type"] in ("SaveImage", "PreviewImage")}
     assert set(decode_sources) <= set(images)
-    size = 32 if "embedded" in workflow.stem else (256 if "t2i" in workflow.stem else 384)
+    types = [p["class_type"] for p in prompt.values()]
+    assert types.count("ARsampleSample") == 5 and not {"ARsampleSampler", "ARsampleEntropySJDSampler"} & set(types)
+    assert {"ARsampleNextTokenSampling", "ARsampleSpeculativeJacobi", "ARsampleEntropyTemperature"} <= set(types)
+    # the embedded model's 32x32 pictures are enlarged 8x (nearest neighbour) so a person can see them
+    size = 32 * 8 if "embedded" in workflow.stem else (256 if "t2i" in workflow.stem else 384)
     conds = [p for p in prompt.values() if p["class_type"] in ("ARsampleClassCondition", "ARsampleTextCondition")]
     count = len(conds[0]["inputs"]["classes"].split(",")) if "classes" in conds[0]["inputs"] else 1
     for node_id in decode_sources:
@@ -110,7 +93,7 @@ def test_same_seed_same_image_and_seed_matters(server, sampler):
     for tag, seed in (("a", 11), ("b", 11), ("c", 12)):
         prompt = _small_prompt(f"seed_{sampler}_{tag}", seed, classes="triangle, dots, plus", sampler=sampler)
         prompt["4"]["inputs"].update(extra)
-        runs.append(_images(server, server.run(prompt))["6"])
+        runs.append(server.node_images(server.run(prompt))["6"])
     assert len(runs[0]) == 3
     assert all(np.array_equal(x, y) for x, y in zip(runs[0], runs[1]))
     assert not all(np.array_equal(x, y) for x, y in zip(runs[0], runs[2]))

@@ -31,6 +31,7 @@ args.cpu = True
 import folder_paths
 folder_paths.add_model_folder_path("text_encoders", golden)
 import comfy.model_management as mm
+from arsample_pack.models.registry import CLASS, PROMPT, ModelInfo, PromptSpec, family
 from arsample_pack.nodes import text
 from arsample_pack.nodes.payloads import ARModelHandle
 prompts = json.loads(sys.argv[5])
@@ -44,16 +45,20 @@ def recording_unload(patcher):
 text.unload = recording_unload
 features, mask = text.encode_prompts(handle, prompts, 120, True)
 still_loaded = any(m.model is handle.patcher for m in mm.current_loaded_models)
-model = ARModelHandle(None, "t2i_XL_stage1_256.pt", "t2i", 0, 16384, 16, caption_tokens=120, caption_dim=16)
+def handle_of(name, kind, width=0):  # a model's handle as the loader makes it, without weights
+    spec = PromptSpec(120, width, "FLAN-T5-XL (2048)") if kind == PROMPT else None
+    info = ModelInfo("llamagen", name, kind, 16384, ((16, 16),), num_classes=1000 if kind == CLASS else 0, prompt=spec)
+    return ARModelHandle(None, family("llamagen"), info)
+model = handle_of("t2i_XL_stage1_256.pt", PROMPT, 16)
 cond = text.TextCondition.execute(model, handle, prompts[1], 3, True).result[0]
 errors = []
-for bad in (ARModelHandle(None, "c2i_L_384.pt", "c2i", 1000, 16384, 24),
-            ARModelHandle(None, "t2i_B.pt", "t2i", 0, 16384, 16, caption_tokens=120, caption_dim=2048)):
+for bad in (handle_of("c2i_L_384.pt", CLASS), handle_of("t2i_B.pt", PROMPT, 2048)):
     try:
         text.TextCondition.execute(bad, handle, "a cat", 1, True)
     except Exception as exc:
         errors.append(str(exc))
-torch.save({"features": features, "mask": mask, "cond_caption": cond.caption, "cond_mask": cond.caption_mask,
+torch.save({"features": features, "mask": mask, "cond_caption": cond.value.caption,
+            "cond_mask": cond.value.caption_mask, "cond_kind": cond.kind, "cond_names": list(cond.names),
             "still_loaded": still_loaded, "loaded_while_encoding": seen_loaded[0], "errors": errors}, out)
 """
 
@@ -83,7 +88,8 @@ def test_comfy_t5_path_matches_reference(comfy_python, tmp_path):
     torch.testing.assert_close(got["features"], io["left_padded"], atol=1e-4, rtol=0)
     assert torch.equal(got["mask"], io["left_padded_mask"])
     assert got["loaded_while_encoding"] and not got["still_loaded"]  # the memory manager held it, then let go
-    assert got["cond_caption"].shape == (3, 120, 16)
+    assert got["cond_caption"].shape == (3, 120, 16) and got["cond_kind"] == "prompt"
+    assert got["cond_names"] == [prompts[1]] * 3
     torch.testing.assert_close(got["cond_caption"][2], io["left_padded"][1], atol=1e-4, rtol=0)
     assert "class-to-image" in got["errors"][0] and "2048" in got["errors"][1]
     assert "longer than 120 T5 tokens" in proc.stderr

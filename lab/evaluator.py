@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..models.checkpoint import read_checkpoint
+from ..models.embedded import embedded_paths
 from .dataset import IMAGE_SIZE, NUM_CLASSES, make_batch, to_model_range
 
 EVAL_TRAIN_SEED = 2
@@ -69,6 +71,14 @@ def train_classifier(steps: int = 1200, batch: int = 64, lr: float = 2e-3, seed:
     return model.eval().requires_grad_(False)
 
 
+def load_evaluator(name: str = "tiny", device="cpu") -> ShapesClassifier:
+    """The shapes classifier shipped with an embedded model (its file sits beside the model's weights)."""
+    state, _ = read_checkpoint(embedded_paths(name)["evaluator"])
+    model = ShapesClassifier()
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    return model.to(device).eval().requires_grad_(False)
+
+
 @torch.no_grad()
 def predict(model: ShapesClassifier, images: torch.Tensor, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """(labels (N,), features (N, 64)) for images (N, 3, 32, 32) in [-1, 1]."""
@@ -109,8 +119,9 @@ def real_reference(model: ShapesClassifier, per_class: int, seed: int = 1) -> di
     count = per_class * NUM_CLASSES
     images, labels = make_batch(range(count), seed=seed)
     pred, feats = predict(model, to_model_range(images))
-    return {"features": feats, "labels": torch.from_numpy(labels), "accuracy": float((pred == torch.from_numpy(labels)).float().mean())}
+    labels = torch.from_numpy(labels)
+    return {"features": feats, "labels": labels, "accuracy": float((pred == labels).float().mean())}
 
 
-__all__ = ["ShapesClassifier", "train_classifier", "predict", "frechet_distance", "diversity", "real_reference",
-           "IMAGE_SIZE"]
+__all__ = ["ShapesClassifier", "train_classifier", "load_evaluator", "predict", "frechet_distance", "diversity",
+           "real_reference", "IMAGE_SIZE"]

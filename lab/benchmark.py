@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ...samplers import NamedSampler
-from ..llamagen import LlamaGenCondition
+from ..models.llamagen import LlamaGenCondition
+from ..samplers import NamedSampler
 from .dataset import NUM_CLASSES
 from .evaluator import diversity, frechet_distance, predict, real_reference
 

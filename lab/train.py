@@ -1,16 +1,17 @@
-"""Train the embedded "tiny" model on CPU: a small VQ tokenizer, then a small c2i GPT.
+"""Train the embedded "tiny" model on CPU: a small VQ tokenizer, then a small c2i GPT, then the evaluator.
 
-Both are our LlamaGen classes with small configs, trained on the procedural
-shapes data (dataset.py), seeded and resumable. The whole run fits in about an
-hour on 2 CPU cores:
+The VQ and GPT are our LlamaGen classes with small configs, trained on the
+procedural shapes data (dataset.py), seeded and resumable. The whole run takes
+about an hour on 2 CPU cores (the README gives the measured times):
 
     arsample train --work-dir runs/tiny --export-dir models/embedded/weights
 
 Stages: ``vq`` (reconstruction + commitment loss, dead codes restarted from the
 batch), ``tokens`` (encode a fixed training set once), ``gpt`` (next-token loss
-with 10% label dropout so CFG works), ``export`` (fp16 safetensors with the
-configs and training figures in the metadata). A stage whose output exists is
-skipped; an interrupted stage resumes from its last checkpoint.
+with 10% label dropout so CFG works), ``evaluator`` (the shapes classifier of
+evaluator.py), ``export`` (fp16 safetensors with the configs and training figures
+in the metadata). A stage whose output exists is skipped; an interrupted stage
+resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...outputs import batch, write_file, write_text
-from ..checkpoint import save_safetensors_atomic
-from ..llamagen import GPTConfig, LlamaGenCondition, LlamaGenGPT, LlamaGenVQ, VQConfig, load_vq
+from ..models.checkpoint import read_checkpoint, save_safetensors_atomic
+from ..models.llamagen import GPTConfig, LlamaGenCondition, LlamaGenGPT, LlamaGenVQ, VQConfig, load_vq
+from ..outputs import batch, write_file, write_text
 from .dataset import IMAGE_SIZE, NUM_CLASSES, make_batch, to_model_range
+from .evaluator import real_reference, train_classifier
 
 TINY_VQ = VQConfig(codebook_size=128, codebook_embed_dim=8, z_channels=32, base_channels=32, ch_mult=(1, 2),
                    num_res_blocks=1, name="tiny-shapes-vq")
@@ -282,8 +284,6 @@ def export_paths(export_dir: str | Path) -> list[Path]:
 
 def export(work: Path, export_dir: Path, s: TrainSettings) -> tuple[Path, Path]:
     """Write the shipped fp16 safetensors files with configs and training figures in the metadata."""
-    from ..checkpoint import read_checkpoint
-
     export_dir.mkdir(parents=True, exist_ok=True)
     vq = load_vq(work / "vq_final.safetensors")
     quality = vq_quality(vq)
@@ -306,8 +306,6 @@ def export(work: Path, export_dir: Path, s: TrainSettings) -> tuple[Path, Path]:
 
 def train_evaluator(work: Path, s: TrainSettings) -> Path:
     """Train the shapes classifier used by the benchmark; reports held-out accuracy."""
-    from .evaluator import real_reference, train_classifier
-
     final = work / "evaluator_final.safetensors"
     if final.exists():
         return final

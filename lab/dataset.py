@@ -6,24 +6,27 @@ two other colours. Large flat or smooth regions next to sharp detail give the to
 variation it has on natural images. Image ``i`` of seed ``s`` is always the same picture (its randomness
 comes from numpy's generator seeded with (s, i)).
 
-Why large shapes and class colours: with small shapes anywhere in the picture, the class decided only a
-handful of the 256 tokens, and a 1.3 M-parameter GPT trained for an hour on 2 CPU cores learned the
-image statistics but ignored the class (teacher-forced loss with true and shuffled labels differed by
-0.002 nats/token; generated images were recognised as their class 7-20% of the time). Here the shape
-covers about half the tokens and its colour narrows the class to two kinds, as colour and shape go
-together in natural classes.
+Why large shapes and class colours: with small shapes anywhere in the picture (the first version of
+this data), the class decided only a handful of the 256 tokens, and the 1.3 M-parameter GPT, trained
+for about an hour on 2 CPU cores, learned the image statistics but ignored the class (teacher-forced
+loss with true and shuffled labels differed by 0.002 nats/token; generated images showed their class
+about as often as chance). Here the shape spans most of the picture and its colour narrows the class to
+two kinds, as colour and shape go together in natural classes.
+
+The class names are a property of the shipped model (``models.embedded.CLASS_NAMES``); ``CLASSES`` is
+the same tuple.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..models.embedded import CLASS_NAMES
+
 IMAGE_SIZE = 32  # the images the tiny model makes: 16x16 tokens with a 2x tokenizer
 _DRAW_SIZE = 64  # shapes are drawn at this size, then box-filtered down (anti-aliased edges)
-CLASSES = ("circle", "square", "triangle", "diamond", "plus", "ring", "frame", "x-cross", "bars", "dots")
+CLASSES = CLASS_NAMES
 NUM_CLASSES = len(CLASSES)
 PALETTE = np.array([
     (24, 24, 28), (236, 236, 232), (214, 48, 49), (46, 170, 80), (44, 92, 214), (242, 204, 36), (142, 60, 186),
@@ -119,7 +122,3 @@ def to_model_range(images: np.ndarray):
     import torch
 
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-
-
-def grid_side(num_tokens: int) -> int:
-    return math.isqrt(num_tokens)

@@ -1,0 +1,72 @@
+"""Calibration of an entropy preset to a model's entropy scale: the ``embedded`` preset.
+
+The published presets were tuned on LlamaGen's entropies (a 16,384-token vocabulary, 4.76 ± 1.66
+nats per token, paper Table 4); the tiny model's 128-token vocabulary runs at a fraction of that and
+would be heated everywhere. ``measure_entropy`` samples a model at its default settings and returns
+the mean and standard deviation of its per-token entropy; ``calibrate`` moves a preset to that scale
+with ``samplers.entropy.rescaled``. The ``embedded`` preset in ``samplers.PRESETS`` holds the result
+for the shipped tiny model as literal values; ``embedded_preset()`` recomputes it from the recorded
+measurement, and the tests check that the two agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Sequence
+
+import torch
+
+from ..models.llamagen import LlamaGenCondition
+from ..samplers import PRESETS, EntropyTemperature, SamplerSettings, sample_ar
+from ..samplers.entropy import rescaled
+
+# The tiny model's defaults (demo, bench, example workflow): CFG 2 and top-k 16 (see the README).
+DEFAULT_CFG = 2.0
+DEFAULT_TOP_K = 16
+# The seeds and images per class per seed of the recorded measurement (10 classes → 200 images).
+MEASURE_SEEDS = (100, 101)
+MEASURE_PER_CLASS = 10
+
+# Recorded: the shipped tiny model's per-token entropy at its defaults, plain sampling, entropy of the
+# guided distribution before top-k (raw), over 200 images of seeds 100 and 101 — mean and std in nats.
+EMBEDDED_ENTROPY_MEAN = 0.79
+EMBEDDED_ENTROPY_STD = 0.57
+
+
+@torch.no_grad()
+def measure_entropy(gpt, *, cfg: float = DEFAULT_CFG, top_k: int = DEFAULT_TOP_K,
+                    per_class: int = MEASURE_PER_CLASS, seeds: Sequence[int] = MEASURE_SEEDS,
+                    classes: Sequence[int] | None = None, num_tokens: int | None = None) -> tuple[float, float]:
+    """(mean, std) in nats of a class-to-image GPT's per-token entropy under plain sampling.
+
+    Per seed, one batch of ``per_class`` images of each class (default: every class of the model)
+    is sampled with guidance ``cfg`` and top-k ``top_k``; the entropy is that of the guided
+    distribution before filtering (the 'raw' entropy source), pooled over every token of every image
+    (or over the first ``num_tokens`` of each, for a quick look).
+    """
+    classes = list(range(gpt.config.num_classes)) if classes is None else list(classes)
+    labels = torch.tensor(classes, dtype=torch.long).repeat_interleave(per_class).to(gpt.device)
+    settings = SamplerSettings(cfg_scale=cfg, top_k=top_k)
+    values = torch.cat([sample_ar(gpt, LlamaGenCondition(labels=labels), settings, seed=seed,
+                                  num_tokens=num_tokens).entropy.flatten()
+                        for seed in seeds]).double()
+    return float(values.mean()), float(values.std(unbiased=False))
+
+
+def llamagen_raw() -> EntropyTemperature:
+    """The paper's LlamaGen preset reading the raw entropy (the source the measurement uses)."""
+    return replace(PRESETS["llamagen"], source="raw")
+
+
+def calibrate(gpt, base: EntropyTemperature | None = None, **measure) -> EntropyTemperature:
+    """``base`` (default: the LlamaGen preset on raw entropy) moved to ``gpt``'s entropy scale.
+
+    ``measure`` goes to ``measure_entropy`` (cfg, top_k, per_class, seeds, classes, num_tokens).
+    """
+    mean, std = measure_entropy(gpt, **measure)
+    return rescaled(base or llamagen_raw(), mean=mean, std=std)
+
+
+def embedded_preset() -> EntropyTemperature:
+    """The ``embedded`` preset from the recorded measurement of the shipped tiny model."""
+    return rescaled(llamagen_raw(), mean=EMBEDDED_ENTROPY_MEAN, std=EMBEDDED_ENTROPY_STD)

@@ -1,0 +1,39 @@
+"""The lab's calibration of the 'embedded' entropy preset to the tiny model's entropy scale."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from arsample.lab.calibration import (EMBEDDED_ENTROPY_MEAN, EMBEDDED_ENTROPY_STD, calibrate, embedded_preset,
+                                      llamagen_raw, measure_entropy)
+from arsample.samplers import PRESETS
+from arsample.samplers.entropy import rescaled
+
+
+def test_embedded_preset_is_the_recorded_calibration():
+    ours, shipped = embedded_preset(), PRESETS["embedded"]
+    for field in dataclasses.fields(shipped):
+        assert getattr(ours, field.name) == getattr(shipped, field.name), field.name
+    assert ours.source == "raw" and ours.theta == PRESETS["llamagen"].theta
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt():
+    from arsample.models.embedded import load_embedded
+
+    return load_embedded("tiny")[0]
+
+
+def test_measuring_a_few_images(tiny_gpt):
+    """Two images, the first 64 tokens each: cheap, deterministic, on the tiny model's scale of entropy."""
+    quick = dict(classes=[0, 5], per_class=1, seeds=(100,), num_tokens=64)
+    mean, std = measure_entropy(tiny_gpt, **quick)
+    assert (mean, std) == measure_entropy(tiny_gpt, **quick)  # seeded
+    assert 0.1 < mean < math.log(tiny_gpt.vocab_size) and 0 < std < 2
+    assert abs(mean - EMBEDDED_ENTROPY_MEAN) < 0.5  # far below LlamaGen's 4.76 nats
+    assert calibrate(tiny_gpt, **quick) == rescaled(llamagen_raw(), mean=mean, std=std)
+    assert calibrate(tiny_gpt, PRESETS["star"], **quick).theta == PRESETS["star"].theta
+    assert EMBEDDED_ENTROPY_STD > 0
