@@ -208,7 +208,8 @@ def write_thumbnails(out_dir: Path = WORKFLOWS) -> None:
 
 def main() -> int:
     sys.path.insert(0, str(Path(__file__).parent))
-    from comfyui_env import ComfyServer, cache_dir, comfyui_python, comfyui_tree
+    from comfyui_env import cache_dir, comfyui_python, comfyui_tree
+    from comfyui_server import ComfyServer
 
     cache = cache_dir()
     tree = comfyui_tree(cache)

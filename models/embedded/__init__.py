@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import CheckpointError
-from ..llamagen import load_gpt, load_vq
+from ..registry import load_model, load_tokenizer
 
 WEIGHTS = Path(__file__).parent / "weights"
 # "evaluator" is the lab's shapes classifier (arsample.lab.evaluator), shipped beside the model it measures.
@@ -39,4 +39,5 @@ def embedded_paths(name: str = "tiny") -> dict[str, Path]:
 def load_embedded(name: str = "tiny", device="cpu", dtype="fp32"):
     """(gpt, vq) of an embedded model, loaded in ``dtype`` on ``device``."""
     paths = embedded_paths(name)
-    return load_gpt(paths["gpt"], dtype=dtype, device=device), load_vq(paths["vq"], device=device)
+    gpt = load_model(paths["gpt"], dtype=dtype, device=device).module
+    return gpt, load_tokenizer(paths["vq"], device=device).module

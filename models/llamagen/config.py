@@ -9,7 +9,6 @@ written by ``arsample convert``, the official file name, and finally the shapes.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -18,8 +17,8 @@ from typing import Mapping
 import torch
 
 from ...errors import ConfigError
+from ..metadata import config_metadata, read_metadata_config
 
-METADATA_KEY = "arsample_config"
 
 
 def ffn_hidden_size(dim: int, multiple_of: int = 256, ffn_dim_multiplier: float | None = None) -> int:
@@ -83,7 +82,7 @@ class GPTConfig:
         return self.grid_size * self.grid_size
 
     def to_metadata(self) -> dict[str, str]:
-        return {METADATA_KEY: json.dumps({"kind": "gpt", **dataclasses.asdict(self)})}
+        return config_metadata("gpt", dataclasses.asdict(self))
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ class VQConfig:
         return 2 ** (len(self.ch_mult) - 1)
 
     def to_metadata(self) -> dict[str, str]:
-        return {METADATA_KEY: json.dumps({"kind": "vq", **dataclasses.asdict(self)})}
+        return config_metadata("vq", dataclasses.asdict(self))
 
 
 # Named GPT sizes of the reference: (n_layer, n_head, dim).
@@ -165,20 +164,6 @@ def parse_vq_filename(filename: str) -> dict:
     return {"name": f"VQ-{m['ds']}", "downsample": int(m["ds"])}
 
 
-def read_metadata_config(metadata: Mapping[str, str], kind: str) -> dict | None:
-    """The config dict that ``arsample convert`` stored in a safetensors header, if any."""
-    raw = metadata.get(METADATA_KEY)
-    if not raw:
-        return None
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"The file's '{METADATA_KEY}' metadata is not valid JSON ({exc}).") from exc
-    if data.pop("kind", kind) != kind:
-        raise ConfigError(f"The file's metadata describes a different model kind than '{kind}'.")
-    return data
-
-
 def detect_kind(state: Mapping[str, torch.Tensor]) -> str:
     """Tell a checkpoint's model kind from its keys: ``gpt-c2i``, ``gpt-t2i``, ``vq`` or ``unknown``."""
     if "tok_embeddings.weight" in state and "layers.0.attention.wqkv.weight" in state:
@@ -187,7 +172,9 @@ def detect_kind(state: Mapping[str, torch.Tensor]) -> str:
         if "cls_embedding.embedding_table.weight" in state:
             return "gpt-c2i"
         return "unknown"
-    if "quantize.embedding.weight" in state and "decoder.conv_in.weight" in state:
+    # decoder.conv_blocks.* is LlamaGen's decoder layout (VAR's VQ-VAE has decoder.up.* instead)
+    if "quantize.embedding.weight" in state and "decoder.conv_in.weight" in state and \
+            any(k.startswith("decoder.conv_blocks.") for k in state):
         return "vq"
     return "unknown"
 

@@ -17,9 +17,21 @@ import torch
 
 from ... import imaging
 from ...errors import ConfigError, SamplingError
+from .. import embedded as shipped
 from .. import raster
-from ..registry import CLASS, MODEL, PROMPT, TOKENIZER, Condition, Family, ModelInfo, PromptSpec, TokenizerInfo
-from ..registry import check_class_ids, imagenet_class_names
+from ..registry import (
+    CLASS,
+    MODEL,
+    PROMPT,
+    TOKENIZER,
+    Condition,
+    Family,
+    ModelInfo,
+    PromptSpec,
+    TokenizerInfo,
+    check_class_ids,
+    imagenet_class_names,
+)
 from .config import detect_kind, grid_from_tokens
 from .gpt import LlamaGenCondition, LlamaGenGPT
 from .loader import gpt_from_state_dict, vq_from_state_dict
@@ -79,14 +91,12 @@ class LlamaGenFamily(Family):
         return TokenizerInfo(self.name, name, tokenizer.codebook_size)
 
     def embedded_models(self) -> tuple[str, ...]:
-        from ..embedded import EMBEDDED_MODELS
 
-        return tuple(EMBEDDED_MODELS)
+        return tuple(shipped.EMBEDDED_MODELS)
 
     def embedded_files(self, name: str) -> dict[str, Path]:
-        from ..embedded import embedded_paths
 
-        paths = embedded_paths(name)
+        paths = shipped.embedded_paths(name)
         return {role: paths[key] for role, key in _EMBEDDED_ROLES.items()}
 
     # -- conditions -------------------------------------------------------------------------
@@ -137,20 +147,18 @@ class LlamaGenFamily(Family):
 
 def _embedded_source(path) -> str | None:
     """The embedded model whose GPT file ``path`` is, or None."""
-    from ..embedded import EMBEDDED_MODELS
 
     if path is None:
         return None
     real = os.path.realpath(path)
-    return next((n for n, files in EMBEDDED_MODELS.items() if os.path.realpath(files["gpt"]) == real), None)
+    return next((n for n, files in shipped.EMBEDDED_MODELS.items() if os.path.realpath(files["gpt"]) == real), None)
 
 
 def _class_names(num_classes: int, embedded: str | None) -> tuple[str, ...] | None:
     """The embedded model's own names, ImageNet's for 1000-class models, else none (ids only)."""
     if embedded is not None:
-        from ..embedded import CLASS_NAMES
 
-        return tuple(CLASS_NAMES) if len(CLASS_NAMES) == num_classes else None
+        return tuple(shipped.CLASS_NAMES) if len(shipped.CLASS_NAMES) == num_classes else None
     return imagenet_class_names() if num_classes == 1000 else None
 
 

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...errors import SamplingError
+from ..vq_blocks import Downsample, Upsample
 from .config import VQConfig, grid_from_tokens
 
 
@@ -56,28 +57,6 @@ class AttnBlock(nn.Module):
         q, k, v = (proj(y).reshape(b, 1, c, h * w).transpose(-1, -2) for proj in (self.q, self.k, self.v))
         out = F.scaled_dot_product_attention(q, k, v)  # scale 1/sqrt(c), as the reference
         return x + self.proj_out(out.transpose(-1, -2).reshape(b, c, h, w))
-
-
-class Downsample(nn.Module):
-    """Stride-2 3x3 conv after padding one pixel right and bottom."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, (0, 1, 0, 1)))
-
-
-class Upsample(nn.Module):
-    """Nearest-neighbour x2, then a 3x3 conv."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 class Encoder(nn.Module):

@@ -90,6 +90,15 @@ def main() -> None:
     header = "| batch | ours plain s/img | ours entropy s/img | entropy overhead | official s/img | ours/official |"
     print(header)
     print("|" + "---|" * 6)
+    rows = time_loops(ours, official, generate, plain, entropy, args)
+    print()
+    distribution_costs(rows, plain, entropy)
+    print()
+    bandwidth_use(ours, rows, weight_bytes, bandwidth, official)
+
+
+def time_loops(ours, official, generate, plain, entropy, args) -> list[tuple[int, float, float]]:
+    """Seconds of our loop (plain, entropy) and the official one per batch; prints a table row each."""
     rows = []
     for batch in [int(b) for b in args.batches.split(",")]:
         labels = torch.tensor((CLASSES * 4)[:batch])
@@ -104,7 +113,10 @@ def main() -> None:
         print(f"| {batch} | {t_plain / batch:.3f} | {t_entropy / batch:.3f} | {100 * (t_entropy / t_plain - 1):+.1f}% "
               f"| {t_official / batch:.3f} | {ratio:.2f} |")
         rows.append((batch, t_plain, t_official))
-    print()
+    return rows
+
+
+def distribution_costs(rows, plain, entropy) -> None:
     print("Per-token cost of turning logits into a distribution (isolated, median of 200 calls, CFG batch):")
     for batch, t_plain, _ in rows:
         logits = torch.randn(2 * batch, 16384) * 3
@@ -114,14 +126,16 @@ def main() -> None:
             samples = []
             for _ in range(200):
                 start = time.perf_counter()
-                token_distribution(logits, settings, base_t, True, True)
+                token_distribution(logits.chunk(2), settings, base_t, True)
                 samples.append(time.perf_counter() - start)
             cost[name] = statistics.median(samples)
         step = t_plain / 256
         extra = cost["entropy"] - cost["plain"]
         print(f"- batch {batch}: plain {cost['plain'] * 1e6:.0f} µs, entropy {cost['entropy'] * 1e6:.0f} µs per token; "
               f"the difference is {100 * extra / step:.2f}% of a {step * 1e3:.1f} ms decode step")
-    print()
+
+
+def bandwidth_use(ours, rows, weight_bytes: int, bandwidth: float, official) -> None:
     c = ours.config
     print("Bandwidth use per decode step (bytes of weights + KV cache read, over the step time):")
     for batch, t_plain, t_official in rows:

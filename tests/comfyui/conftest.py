@@ -8,6 +8,7 @@ start the server (~5-15 s). ``ARSAMPLE_SKIP_COMFYUI=1`` skips these tests.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: comfyui_env
 
-from comfyui_env import PACK_DIR, ComfyServer, cache_dir, comfyui_python, comfyui_tree  # noqa: E402
+from comfyui_env import PACK_DIR, cache_dir, comfyui_python, comfyui_tree
+from comfyui_server import ComfyServer  # noqa: E402
 
 
 def pytest_configure(config):
@@ -64,3 +66,29 @@ def comfy(comfy_models) -> ComfyServer:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def run_pack_script():
+    """Run a script in the ComfyUI venv with the pack importable as ``arsample_pack`` (in-process tests).
+
+    ``run(script, work, *args)`` calls ``python -c script TREE WORK *args`` with ``WORK/arsample_pack``
+    linked to this repository, and fails the test with the script's stderr if it does not exit 0.
+    """
+    if os.environ.get("ARSAMPLE_SKIP_COMFYUI"):
+        pytest.skip("ARSAMPLE_SKIP_COMFYUI is set")
+    cache = cache_dir()
+    tree = comfyui_tree(cache)
+    python = comfyui_python(cache, tree)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+    def run(script: str, work: Path, *args) -> subprocess.CompletedProcess:
+        link = Path(work) / "arsample_pack"
+        if not link.exists():
+            link.symlink_to(PACK_DIR, target_is_directory=True)
+        proc = subprocess.run([str(python), "-c", script, str(tree), str(work), *map(str, args)],
+                              capture_output=True, text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc
+
+    return run

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comfyui_env import execution_error  # noqa: E402
+from comfyui_server import execution_error  # noqa: E402
 
 LLAMAGEN = "huggingface.co/FoundationVision/LlamaGen"
 

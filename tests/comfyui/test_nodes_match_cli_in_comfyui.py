@@ -8,15 +8,11 @@ line. The settings are those of the shipped embedded workflow.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comfyui_env import PACK_DIR, cache_dir, comfyui_python, comfyui_tree  # noqa: E402
 
 SCRIPT = r"""
 import json, sys, numpy as np
@@ -48,22 +44,8 @@ json.dump(results, open(f"{out_dir}/tokens.json", "w"))
 """
 
 
-@pytest.fixture(scope="module")
-def comfy_python():
-    if os.environ.get("ARSAMPLE_SKIP_COMFYUI"):
-        pytest.skip("ARSAMPLE_SKIP_COMFYUI is set")
-    cache = cache_dir()
-    tree = comfyui_tree(cache)
-    return comfyui_python(cache, tree), tree
-
-
-def test_entropy_nodes_give_the_cli_tokens_for_a_raw_entropy_preset(comfy_python, tmp_path):
-    python, tree = comfy_python
-    (tmp_path / "arsample_pack").symlink_to(PACK_DIR, target_is_directory=True)
-    proc = subprocess.run([str(python), "-c", SCRIPT, str(tree), str(tmp_path), str(tmp_path)],
-                          capture_output=True, text=True, timeout=600,
-                          env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_entropy_nodes_give_the_cli_tokens_for_a_raw_entropy_preset(run_pack_script, tmp_path):
+    run_pack_script(SCRIPT, tmp_path, tmp_path)
     got = json.loads((tmp_path / "tokens.json").read_text())
     assert len(got["node_entropy"][0]) == 256
     assert got["node_entropy"] == got["cli_entropy"]

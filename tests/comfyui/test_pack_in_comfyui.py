@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comfyui_env import execution_error, ui_to_api  # noqa: E402
+from comfyui_server import execution_error
+from comfyui_workflows import ui_to_api  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "fixtures" / "golden"

@@ -9,15 +9,12 @@ nodes from workflows.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comfyui_env import PACK_DIR, cache_dir, comfyui_python, comfyui_tree  # noqa: E402
 
 SCRIPT = r"""
 import json, sys, torch
@@ -89,19 +86,10 @@ json.dump({"results": results, "errors": errors}, open(out, "w"))
 
 
 @pytest.fixture(scope="module")
-def outcome(tmp_path_factory):
-    if os.environ.get("ARSAMPLE_SKIP_COMFYUI"):
-        pytest.skip("ARSAMPLE_SKIP_COMFYUI is set")
-    cache = cache_dir()
-    tree = comfyui_tree(cache)
-    python = comfyui_python(cache, tree)
+def outcome(tmp_path_factory, run_pack_script):
     work = tmp_path_factory.mktemp("sampler_values")
-    (work / "arsample_pack").symlink_to(PACK_DIR, target_is_directory=True)
     out = work / "out.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    proc = subprocess.run([str(python), "-c", SCRIPT, str(tree), str(work), str(out)], capture_output=True, text=True,
-                          timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_pack_script(SCRIPT, work, out)
     return json.loads(out.read_text())
 
 

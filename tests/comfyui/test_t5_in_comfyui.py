@@ -8,17 +8,13 @@ features within 1e-4.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comfyui_env import PACK_DIR, cache_dir, comfyui_python, comfyui_tree  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
 
@@ -63,27 +59,13 @@ torch.save({"features": features, "mask": mask, "cond_caption": cond.value.capti
 """
 
 
-@pytest.fixture(scope="module")
-def comfy_python():
-    if os.environ.get("ARSAMPLE_SKIP_COMFYUI"):
-        pytest.skip("ARSAMPLE_SKIP_COMFYUI is set")
-    cache = cache_dir()
-    tree = comfyui_tree(cache)
-    return comfyui_python(cache, tree), tree
-
-
-def test_comfy_t5_path_matches_reference(comfy_python, tmp_path):
-    python, tree = comfy_python
-    (tmp_path / "arsample_pack").symlink_to(PACK_DIR, target_is_directory=True)
+def test_comfy_t5_path_matches_reference(run_pack_script, tmp_path):
     io = load_file(GOLDEN / "t5_io.safetensors")
     from safetensors import safe_open
 
     prompts = json.loads(safe_open(str(GOLDEN / "t5_io.safetensors"), "pt").metadata()["prompts"])
     out = tmp_path / "out.pt"
-    proc = subprocess.run([str(python), "-c", SCRIPT, str(tree), str(tmp_path), str(GOLDEN), str(out),
-                           json.dumps(prompts)], capture_output=True, text=True, timeout=600,
-                          env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_pack_script(SCRIPT, tmp_path, GOLDEN, out, json.dumps(prompts))
     got = torch.load(out, weights_only=True)
     torch.testing.assert_close(got["features"], io["left_padded"], atol=1e-4, rtol=0)
     assert torch.equal(got["mask"], io["left_padded_mask"])

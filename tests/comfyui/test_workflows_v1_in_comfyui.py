@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comfyui_env import ui_to_api  # noqa: E402
+from comfyui_workflows import ui_to_api  # noqa: E402
 
 V1 = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "workflows_v1").glob("*.json"))
 OLD_SAMPLERS = ("ARsampleSampler", "ARsampleEntropySampler", "ARsampleEntropySJDSampler")
