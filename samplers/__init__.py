@@ -2,7 +2,7 @@
 
 The shared core (entropy temperature, logits, the one distribution function, settings,
 seeded draws, run scaffolding, results and layouts) sits at this level; each decoding
-order has a folder of its own (``next_token/``). ``protocols.py`` holds the contract each
+order has a folder of its own (``next_token/``, ``next_scale/``). ``protocols.py`` holds the contract each
 order's models implement, ``catalog.py`` the samplers as values.
 """
 
@@ -11,6 +11,7 @@ from .distribution import token_distribution
 from .entropy import PRESETS, EntropyTemperature, entropy, preset, preset_or_custom
 from .layout import TokenLayout
 from .logits import apply_cfg, filter_top_k_top_p
+from .next_scale import NextScale, NextScaleOptions, ScaleTemperature, filter_top_k_top_p_var, sample_next_scale
 from .next_token import ACCEPTANCE_RULES, DRAFT_INITS, AcceptanceRule, SJDSettings, sample_ar, sample_sjd
 from .protocols import GuidedLogits, NextTokenModel, NextTokenSession, SamplingState, StepCallback
 from .result import SamplingResult, SamplingStats
@@ -22,5 +23,6 @@ __all__ = [
     "PRESETS", "EntropyTemperature", "entropy", "preset", "preset_or_custom", "TokenLayout", "apply_cfg",
     "filter_top_k_top_p", "ACCEPTANCE_RULES", "DRAFT_INITS", "AcceptanceRule", "SJDSettings", "sample_ar",
     "sample_sjd", "GuidedLogits", "NextTokenModel", "NextTokenSession", "SamplingState", "StepCallback",
-    "SamplingResult", "SamplingStats", "make_generator", "sample_categorical", "SamplerSettings",
+    "SamplingResult", "SamplingStats", "make_generator", "sample_categorical", "SamplerSettings", "NextScale",
+    "NextScaleOptions", "ScaleTemperature", "filter_top_k_top_p_var", "sample_next_scale",
 ]

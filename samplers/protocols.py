@@ -91,6 +91,9 @@ class ScaleSession(Protocol):
     def next(self, tokens: torch.Tensor) -> GuidedLogits:
         """Commit scale k's tokens (B, hk·wk); logits (B, h·w, V) of scale k + 1."""
 
+    def commit(self, tokens: torch.Tensor) -> None:
+        """Commit the last scale's tokens (no next scale to predict): the accumulated features are complete."""
+
 
 @dataclass
 class SamplingState:
