@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ..errors import ARSampleError
 from ..models.checkpoint import check_finite, read_checkpoint, save_safetensors_atomic
-from ..models.llamagen import gpt_from_state_dict, parse_dtype, vq_from_state_dict
-from ..models.llamagen.config import detect_kind
+from ..models.dtypes import parse_dtype
+from ..models.registry import MODEL, families, recognise
 from ..outputs import OutputPlan
 
 
@@ -22,8 +22,8 @@ def register(sub) -> None:
     p.add_argument("output", help=".safetensors file to write")
     p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default=None,
                    help="cast floating-point weights (default: keep)")
-    p.add_argument("--image-size", type=int, help="GPT only: training image size, if the file name does not say")
-    p.add_argument("--n-head", type=int, help="GPT only: attention heads, if not a named size")
+    p.add_argument("--image-size", type=int, help="model only: training image size, if the file name does not say")
+    p.add_argument("--n-head", type=int, help="model only: attention heads, if not a named size")
     p.set_defaults(run=run)
 
 
@@ -35,14 +35,7 @@ def run(args) -> int:
     if src.is_dir() or _is_t5_file(src):
         return _convert_t5(src, dst, args.dtype, plan)
     state, metadata = read_checkpoint(src)
-    kind = detect_kind(state)
-    if kind.startswith("gpt"):
-        override = {k: v for k, v in (("image_size", args.image_size), ("n_head", args.n_head)) if v}
-        model = gpt_from_state_dict(state, src.name, metadata, override=override)
-    elif kind == "vq":
-        model = vq_from_state_dict(state, src.name, metadata)
-    else:
-        raise ARSampleError(f"'{src.name}' is not a LlamaGen GPT or VQ checkpoint; nothing to convert.")
+    model, kind = _build(state, metadata, src.name, args)
     dtype = parse_dtype(args.dtype) if args.dtype else None
     tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v)
                for k, v in model.state_dict().items()}
@@ -52,6 +45,24 @@ def run(args) -> int:
     size = sum(v.numel() * v.element_size() for v in tensors.values()) / 1e6
     print(f"wrote {dst} ({kind}, {model.config.name or 'custom'}, {size:.1f} MB)")
     return 0
+
+
+def _build(state, metadata, filename: str, args):
+    """The model or tokenizer of ``state`` through its family's registry entry, and a word for what it is."""
+    found = recognise(state, metadata)
+    if found is None:
+        titles = " or ".join(f"{f.title} model/tokenizer" for f in families().values())
+        raise ARSampleError(f"'{filename}' is not a {titles} checkpoint; nothing to convert.")
+    entry, role = found
+    if role == MODEL:
+        override = {k: v for k, v in (("image_size", args.image_size), ("n_head", args.n_head)) if v}
+        model = entry.build_model(state, metadata, filename, dtype="fp32", device="cpu", override=override)
+    else:
+        if args.image_size or args.n_head:
+            raise ARSampleError(f"--image-size and --n-head apply to models; '{filename}' is a {entry.title} "
+                                f"tokenizer.")
+        model = entry.build_tokenizer(state, metadata, filename, dtype="fp32", device="cpu")
+    return model, f"{entry.title} {role}"
 
 
 def _is_t5_file(path: Path) -> bool:

@@ -11,11 +11,13 @@ import numpy as np
 
 from .. import imaging
 from ..errors import ARSampleError
-from ..models.registry import (CLASS, MODEL, PROMPT, TOKENIZER, Condition, Loaded, check_pair, check_prompt_width,
-                               embedded_files, load_model, load_tokenizer, require_kind)
+from ..models.registry import (CLASS, MODEL, PROMPT, TOKENIZER, Condition, Loaded, check_order, check_pair,
+                               check_prompt_width, embedded_files, load_model, load_tokenizer, require_kind)
 from ..models.t5 import load_t5
 from ..outputs import OutputPlan
-from ..samplers import PRESETS, NamedSampler, NextToken, SamplerSettings, preset
+from ..samplers import (PRESETS, NamedSampler, NextScaleOptions, NextToken, SamplerSettings, ScaleTemperature,
+                        named_sampler, preset)
+from ..samplers.next_scale import SCALE_TEMPERATURE_FORMS
 from .common import entropy_heatmaps, parse_int_list, pick_device
 from .embedded_args import add_sjd_flags, sjd_method
 
@@ -23,10 +25,10 @@ SAMPLERS = ("plain", "entropy", "sjd")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("generate", help="sample images from a LlamaGen GPT + VQ tokenizer",
+    p = sub.add_parser("generate", help="sample images from a model + its tokenizer (LlamaGen GPT + VQ, VAR + VQ-VAE)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--gpt", help="GPT checkpoint (.pt or .safetensors)")
-    p.add_argument("--vq", help="VQ tokenizer checkpoint (.pt or .safetensors)")
+    p.add_argument("--gpt", help="model checkpoint (.pt/.pth or .safetensors): a LlamaGen GPT or a VAR transformer")
+    p.add_argument("--vq", help="its tokenizer (.pt/.pth or .safetensors): a LlamaGen VQ or VAR's VQ-VAE")
     p.add_argument("--model", help="an embedded model by name instead of --gpt/--vq (e.g. 'tiny')")
     p.add_argument("--classes", help="class-to-image: class ids, one image each, in order (repeat for more)")
     p.add_argument("--prompt", action="append",
@@ -38,10 +40,17 @@ def register(sub) -> None:
                    help="T5 weight dtype (default: bf16 on CUDA, fp32 on CPU)")
     p.add_argument("--no-prompt-cleaning", action="store_true",
                    help="feed prompts as typed (the reference lower-cases and tidies them first)")
-    p.add_argument("--sampler", choices=SAMPLERS, default="plain")
+    p.add_argument("--sampler", choices=SAMPLERS, default="plain",
+                   help="plain or entropy (next-scale models: VAR's sampler without/with the entropy temperature per "
+                        "token), sjd (next-token models only)")
+    p.add_argument("--scale-temperature", default=None, choices=[f for f in SCALE_TEMPERATURE_FORMS if f != "table"],
+                   help="next-scale models: the per-scale temperature factor ('+Scale-wise') in this form (off unless "
+                        "given; centered-normalized is the default form)")
+    p.add_argument("--beta", type=float, default=None, help="with --scale-temperature: its decay beta (default 0.3)")
     p.add_argument("--cfg", type=float, default=None,
-                   help="classifier-free guidance scale, any value ≤ 1 is off (default: 4 for classes, 7.5 for prompts, "
-                        "as the LlamaGen demos)")
+                   help="classifier-free guidance scale, any value ≤ 1 is off (default: 4 for classes, 7.5 for "
+                        "prompts, as the LlamaGen demos); next-scale models: VAR's cfg, ramped linearly over the "
+                        "scales (0 = off; 1.5 FID, 4 demo)")
     p.add_argument("--cfg-interval", type=int, default=-1, help="guided decode steps (-1 = all)")
     p.add_argument("--top-k", type=int, default=0, help="0 = off")
     p.add_argument("--top-p", type=float, default=1.0, help="1.0 = off")
@@ -75,13 +84,39 @@ def base_settings(args) -> SamplerSettings:
                            temperature=args.temperature)
 
 
-def sampler_from_args(args, base: SamplerSettings, model_preset: str) -> NamedSampler:
-    """The catalog method the flags ask for, bound to the settings (entropy temperature included when asked)."""
-    method = sjd_method(args) if args.sampler == "sjd" else NextToken()
+def check_sampler_flags(args, order: str) -> None:
+    """Refuse flags that do not apply to the model's decoding order (before the model is loaded)."""
+    if order == "next-scale":
+        if args.sampler == "sjd":
+            raise ARSampleError("--sampler sjd: SJD does not apply to next-scale decoding (VAR draws a whole token "
+                                "map per pass); use --sampler plain or entropy.")
+        if args.entropy_temperature:
+            raise ARSampleError("--entropy-temperature goes with --sampler sjd; for a next-scale model use "
+                                "--sampler entropy.")
+    elif args.scale_temperature or args.beta is not None:
+        raise ARSampleError("--scale-temperature/--beta apply to next-scale models (VAR) only.")
+    if args.beta is not None and not args.scale_temperature:
+        raise ARSampleError("--beta needs --scale-temperature FORM.")
+
+
+def sampler_from_args(args, base: SamplerSettings, model_preset: str, order: str = "next-token") -> NamedSampler:
+    """The catalog method the flags ask for, bound to the settings (entropy temperature included when asked).
+
+    Next-scale models map plain/entropy to the catalog's ``scale``/``scale-entropy`` (``-scalewise`` with
+    --scale-temperature)."""
     entropy = None
     if args.sampler == "entropy" or args.entropy_temperature:
         entropy = preset(args.preset or model_preset, t0=args.t0, alpha=args.alpha, theta=args.theta,
                          clamp_min=args.clamp_min, clamp_max=args.clamp_max, source=args.entropy_source)
+    check_sampler_flags(args, order)
+    if order == "next-scale":
+        name = "scale" + ("-entropy" if entropy is not None else "") + ("-scalewise" if args.scale_temperature else "")
+        form = None
+        if args.scale_temperature:
+            form = ScaleTemperature(args.scale_temperature, **({} if args.beta is None else {"beta": args.beta}))
+        return named_sampler(name, replace(base, entropy=entropy), model_preset,
+                             next_scale=NextScaleOptions(scale_temperature=form))
+    method = sjd_method(args) if args.sampler == "sjd" else NextToken()
     return NamedSampler(method.label(entropy is not None), replace(base, entropy=entropy), method)
 
 
@@ -104,8 +139,10 @@ def run(args) -> int:
     model = load_model(gpt_path, dtype=args.dtype, device=device, image_size=args.image_size, tokenizer=tokenizer,
                        name=f"embedded:{args.model}" if args.model else f"'{Path(gpt_path).name}'")
     check_pair(model.info, tokenizer.info)
+    check_sampler_flags(args, model.family.order)
     cond = _condition(args, model, classes, device)
-    sampler = sampler_from_args(args, base, model.info.preset)
+    sampler = sampler_from_args(args, base, model.info.preset, model.family.order)
+    check_order(model.info, sampler.method)
     sampler.settings.validate(model.info.vocab_size, cond.batch_size)
     result = sampler.run(model.family.sampling_model(model.module, tokenizer.module), cond.value, seed=args.seed)
     images = imaging.to_uint8(model.family.decode(tokenizer.module, result.tokens, result.layout))
@@ -136,14 +173,14 @@ def _model_files(args) -> dict[str, str]:
 
 def _condition(args, model: Loaded, classes: list[int] | None, device) -> Condition:
     """The model's condition: class ids, or prompts encoded with the T5 (freed again before sampling)."""
-    info, family = model.info, model.family
+    info, entry = model.info, model.family
     require_kind(info, CLASS if classes is not None else PROMPT, "cli")
     if classes is not None:
-        return family.class_condition(info, classes)
+        return entry.class_condition(info, classes)
     dtype = args.t5_dtype or ("bf16" if device.type == "cuda" else "fp32")
     encoder = load_t5(args.t5, tokenizer=args.t5_tokenizer, dtype=dtype, device=device)
     check_prompt_width(info, encoder.width, "cli")
     prompts = encoder.encode(args.prompt, max_length=info.prompt.length, clean=not args.no_prompt_cleaning)
     del encoder  # the encoder is not needed while sampling
-    return family.prompt_condition(info, prompts.features, prompts.mask, args.prompt)
+    return entry.prompt_condition(info, prompts.features, prompts.mask, args.prompt)
 

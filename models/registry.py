@@ -35,7 +35,7 @@ CLASS, PROMPT = "class", "prompt"  # what a model is conditioned on
 MODEL, TOKENIZER = "model", "tokenizer"  # the two roles of a family's files
 EMBEDDED_PREFIX = "embedded:"  # how hosts list the models shipped inside the pack
 
-_FAMILIES = ("llamagen",)  # packages under models/ with a family.py exporting FAMILY
+_FAMILIES = ("llamagen", "var")  # packages under models/ with a family.py exporting FAMILY
 
 # The kind check's words: what each kind of model is, what it takes, and how each host gives it.
 _KIND_WORDS = {CLASS: ("class-to-image", "classes"), PROMPT: ("text-to-image", "a text prompt")}
@@ -122,8 +122,9 @@ class Family:
         raise NotImplementedError
 
     def build_model(self, state, metadata, filename: str, *, dtype, device, image_size: int | None = None,
-                    tokenizer: torch.nn.Module | None = None) -> torch.nn.Module:
-        """The model from a state dict; ``image_size`` overrides its size (``tokenizer`` gives the scale)."""
+                    tokenizer: torch.nn.Module | None = None, override: Mapping | None = None) -> torch.nn.Module:
+        """The model from a state dict; ``image_size`` overrides its size (``tokenizer`` gives the scale);
+        ``override``: configuration fields by the family's own names, taken as they are (``arsample convert``)."""
         raise NotImplementedError
 
     def build_tokenizer(self, state, metadata, filename: str, *, dtype, device) -> torch.nn.Module:
@@ -236,10 +237,14 @@ def load_model(path: str | os.PathLike, *, dtype="fp32", device="cpu", image_siz
     """Read a checkpoint once, find its family, build the model and its info.
 
     ``name`` is how hosts show it (default: the file name); a tokenizer file given as a model
-    is refused by its family with a message that says which loader to use.
+    is refused by its family with a message that says which loader to use, and a ``tokenizer`` of
+    another family is refused before the model is built.
     """
     state, metadata = read_checkpoint(path)
     entry, _ = _recognised(state, metadata, Path(path).name)
+    if tokenizer is not None and tokenizer.family.name != entry.name:
+        raise ConfigError(f"{tokenizer.info.name} is a {tokenizer.family.title} tokenizer but {Path(path).name} is a "
+                          f"{entry.title} model: use the tokenizer the model was trained with.")
     module = entry.build_model(state, metadata, Path(path).name, dtype=dtype, device=device, image_size=image_size,
                                tokenizer=None if tokenizer is None else tokenizer.module)
     del state

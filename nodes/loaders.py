@@ -31,8 +31,9 @@ class ModelLoader(io.ComfyNode):
             display_name="Load AR Model",
             category=CATEGORY,
             description="Loads an autoregressive image model from models/autoregressive/ (LlamaGen GPTs, class- or "
-                        "text-to-image: official .pt files or .safetensors); its family is recognised from the "
-                        "file. 'embedded:tiny' is the small model shipped with the pack.",
+                        "text-to-image, and VAR next-scale models var_d16.pth ... var_d36.pth: official files or "
+                        ".safetensors); its family is recognised from the file. 'embedded:tiny' is the small model "
+                        "shipped with the pack.",
             inputs=[
                 io.Combo.Input("ckpt_name", options=paths.choices(paths.GPT_FOLDER),
                                tooltip="Model checkpoint in models/autoregressive/ (e.g. c2i_L_384.pt), or an "
@@ -64,7 +65,8 @@ class VQLoader(io.ComfyNode):
             display_name="Load VQ Tokenizer",
             category=CATEGORY,
             description="Loads the tokenizer (VQ) that turns sampled tokens into pixels, from models/vq/ (LlamaGen: "
-                        "vq_ds16_c2i.pt, vq_ds8_c2i.pt, vq_ds16_t2i.pt or .safetensors).",
+                        "vq_ds16_c2i.pt, vq_ds8_c2i.pt, vq_ds16_t2i.pt; VAR: vae_ch160v4096z32.pth; or .safetensors). "
+                        "Next-scale models (VAR) need it to sample: connect it to 'AR Sample''s 'vq' too.",
             inputs=[
                 io.Combo.Input("vq_name", options=paths.choices(paths.VQ_FOLDER),
                                tooltip="Tokenizer in models/vq/. Use the one the model was trained with."),

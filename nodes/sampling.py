@@ -25,13 +25,15 @@ def common_inputs(sampler_socket: bool = False) -> list:
         AR_MODEL.Input("model", tooltip="The model from 'Load AR Model'."),
         AR_COND.Input("conditioning", tooltip="What to generate: from 'Class Condition' or 'Text Condition (T5)'."),
         *([AR_SAMPLER.Input("sampler", tooltip="The decoding method: 'Next-Token Sampling' or 'Speculative Jacobi "
-                                               "Decoding'; it must suit the model's decoding order.")]
+                                               "Decoding' (next-token models), 'Next-Scale Sampling' (VAR); it must "
+                                               "suit the model's decoding order.")]
           if sampler_socket else []),
         io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                      tooltip="Same seed, same device and settings → same image."),
         io.Float.Input("cfg", default=4.0, min=0.0, max=30.0, step=0.1, round=0.01,
                        tooltip="Classifier-free guidance scale; any value ≤ 1 is off (as in LlamaGen). LlamaGen "
-                               "demos use 4 (c2i), 7.5 (t2i)."),
+                               "demos use 4 (c2i), 7.5 (t2i). Next-scale (VAR): VAR's own cfg, ramped linearly "
+                               "over the scales (0 = off; 1.5 in its FID runs, 4 in its demo)."),
         io.Int.Input("top_k", default=0, min=0, max=1_000_000, tooltip="Keep the k most likely tokens; 0 = off."),
         io.Float.Input("top_p", default=1.0, min=0.01, max=1.0, step=0.01, tooltip="Nucleus filter; 1.0 = off."),
         io.Float.Input("temperature", default=1.0, min=0.0, max=5.0, step=0.01,
@@ -45,7 +47,8 @@ def common_inputs(sampler_socket: bool = False) -> list:
 def preview_inputs() -> list:
     """Optional inputs, last so the widget order is the same in every frontend."""
     return [
-        AR_VQ.Input("vq", optional=True, tooltip="Connect the tokenizer to see live previews while sampling."),
+        AR_VQ.Input("vq", optional=True, tooltip="Connect the tokenizer to see live previews while sampling. "
+                                                 "Next-scale models (VAR) sample through it: required for them."),
         io.Boolean.Input("preview", default=True, optional=True,
                          tooltip="Live previews (needs 'vq'); they take at most 8% of the sampling time."),
     ]
@@ -70,7 +73,8 @@ def _checked(method, settings: SamplerSettings, model: ARModelHandle, conditioni
     check_order(info, method)
     settings.validate(info.vocab_size, conditioning.batch_size)
     if family.needs_tokenizer and vq is None:
-        raise SamplingError(f"{info.name} needs its tokenizer to sample: connect 'Load VQ Tokenizer' to 'vq'.")
+        raise SamplingError(f"{info.name} is a {family.title} model that samples through its tokenizer: connect "
+                            f"'Load VQ Tokenizer' ({family.title}'s VQ-VAE) to the 'vq' input of 'AR Sample'.")
     use_vq = vq if vq is not None and (preview or family.needs_tokenizer) else None
     if use_vq is not None:
         check_pair(info, use_vq.info)
@@ -102,8 +106,9 @@ class ARSample(io.ComfyNode):
             display_name="AR Sample",
             category=CATEGORY,
             description="Samples image tokens: a model, what to generate, a decoding method ('Next-Token Sampling', "
-                        "'Speculative Jacobi Decoding') and optionally an 'Entropy Temperature' (unconnected: plain "
-                        "sampling), with the shared settings (seed, guidance, filters, temperature).",
+                        "'Speculative Jacobi Decoding', 'Next-Scale Sampling') and optionally an 'Entropy "
+                        "Temperature' (unconnected: plain sampling), with the shared settings (seed, guidance, "
+                        "filters, temperature).",
             inputs=common_inputs(sampler_socket=True) + [
                 AR_TEMPERATURE.Input("entropy_temperature", optional=True,
                                      tooltip="From 'Entropy Temperature'; unconnected = plain sampling."),

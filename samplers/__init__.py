@@ -6,7 +6,8 @@ order has a folder of its own (``next_token/``, ``next_scale/``). ``protocols.py
 order's models implement, ``catalog.py`` the samplers as values.
 """
 
-from .catalog import SAMPLER_NAMES, NamedSampler, NextToken, SpeculativeJacobi, named_sampler
+from .catalog import (CATALOG_NAMES, SAMPLER_NAMES, SCALE_SAMPLER_NAMES, NamedSampler, NextToken, SpeculativeJacobi,
+                      named_sampler, sampler_names)
 from .distribution import token_distribution
 from .entropy import PRESETS, EntropyTemperature, entropy, preset, preset_or_custom
 from .layout import TokenLayout
@@ -19,7 +20,8 @@ from .rng import make_generator, sample_categorical
 from .settings import SamplerSettings
 
 __all__ = [
-    "SAMPLER_NAMES", "NamedSampler", "NextToken", "SpeculativeJacobi", "named_sampler", "token_distribution",
+    "SAMPLER_NAMES", "SCALE_SAMPLER_NAMES", "CATALOG_NAMES", "sampler_names", "NamedSampler", "NextToken",
+    "SpeculativeJacobi", "named_sampler", "token_distribution",
     "PRESETS", "EntropyTemperature", "entropy", "preset", "preset_or_custom", "TokenLayout", "apply_cfg",
     "filter_top_k_top_p", "ACCEPTANCE_RULES", "DRAFT_INITS", "AcceptanceRule", "SJDSettings", "sample_ar",
     "sample_sjd", "GuidedLogits", "NextTokenModel", "NextTokenSession", "SamplingState", "StepCallback",

@@ -1,4 +1,5 @@
-"""The family registry (models/registry.py) and LlamaGen's entry (models/llamagen/family.py), without ComfyUI."""
+"""The family registry (models/registry.py), LlamaGen's and VAR's entries (models/<family>/family.py), without
+ComfyUI."""
 
 from __future__ import annotations
 
@@ -173,8 +174,80 @@ def test_hosts_reach_families_through_the_registry_only():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    hosts = sorted((root / "nodes").glob("*.py")) + [root / "cli" / f"{n}.py" for n in ("generate", "demo", "decode")]
+    cli = [root / "cli" / f"{n}.py" for n in ("generate", "demo", "decode", "convert")]
+    hosts = sorted((root / "nodes").glob("*.py")) + cli
     families = "|".join(registry._FAMILIES)
     pattern = re.compile(rf"^\s*(from|import)\s+\S*models\.({families})\b", re.M)
     offenders = [p.relative_to(root).as_posix() for p in hosts if pattern.search(p.read_text())]
     assert offenders == [], f"import a family package directly instead of models.registry: {offenders}"
+
+
+# -- VAR (registered beside LlamaGen) ------------------------------------------------------------
+def test_var_is_registered_and_each_vq_file_goes_to_its_own_family(golden):
+    from arsample.models.checkpoint import read_checkpoint
+    from arsample.models.llamagen.config import detect_kind as llamagen_kind
+    from arsample.models.var.config import detect_kind as var_kind
+
+    assert "var" in registry._FAMILIES and registry.family("var").order == "next-scale"
+    assert registry.family("var").needs_tokenizer and not registry.family("llamagen").needs_tokenizer
+    kinds = {}
+    for name in ("vq", "var_vqvae_tiny", "var_tiny", "var_tiny_shared", "gpt_c2i", "gpt_t2i"):
+        state, _ = read_checkpoint(golden / f"{name}.safetensors")
+        kinds[name] = (llamagen_kind(state), var_kind(state))
+    assert kinds == {"vq": ("vq", "unknown"), "var_vqvae_tiny": ("unknown", "var-vqvae"),
+                     "var_tiny": ("unknown", "var"), "var_tiny_shared": ("unknown", "var"),
+                     "gpt_c2i": ("gpt-c2i", "unknown"), "gpt_t2i": ("gpt-t2i", "unknown")}
+    llamagen, var = registry.family("llamagen"), registry.family("var")
+    assert registry.family_of_file(golden / "vq.safetensors") == (llamagen, TOKENIZER)
+    assert registry.family_of_file(golden / "var_vqvae_tiny.safetensors") == (var, TOKENIZER)
+    assert registry.family_of_file(golden / "var_tiny.safetensors") == (var, MODEL)
+    with pytest.raises(ConfigError, match="Known: llamagen, var"):
+        registry.family("nope")
+
+
+def test_var_loads_through_the_registry_and_pairs_with_its_vq_vae_only(golden):
+    vae = registry.load_tokenizer(golden / "var_vqvae_tiny.safetensors")
+    model = registry.load_model(golden / "var_tiny.safetensors", tokenizer=vae)
+    scales = ((1, 1), (2, 2), (3, 3), (4, 4), (6, 6))
+    assert model.info == ModelInfo("var", "var_tiny.safetensors", CLASS, 64, scales, num_classes=10, preset="star")
+    assert vae.info == TokenizerInfo("var", "var_vqvae_tiny.safetensors", 64)
+    registry.check_pair(model.info, vae.info)
+    with pytest.raises(ConfigError, match="is a LlamaGen tokenizer but the tokens come from a VAR model"):
+        registry.check_pair(model.info, registry.load_tokenizer(golden / "vq.safetensors").info)
+    with pytest.raises(SamplingError, match="connect the VQ-VAE"):
+        model.family.sampling_model(model.module)
+    assert model.family.sampling_model(model.module, vae.module).token_layout == scales
+
+
+def test_next_scale_catalog_entries_and_the_order_check(golden):
+    from arsample.samplers import (CATALOG_NAMES, SAMPLER_NAMES, SCALE_SAMPLER_NAMES, NextScale, NextScaleOptions,
+                                   SamplerSettings, ScaleTemperature, named_sampler, preset, sampler_names)
+
+    assert SCALE_SAMPLER_NAMES == ("scale", "scale-entropy", "scale-scalewise", "scale-entropy-scalewise")
+    assert sampler_names("next-scale") == SCALE_SAMPLER_NAMES and "scale" not in SAMPLER_NAMES
+    assert CATALOG_NAMES == SAMPLER_NAMES + SCALE_SAMPLER_NAMES
+    base = SamplerSettings(cfg_scale=1.5)
+    built = {n: named_sampler(n, base, "star") for n in SCALE_SAMPLER_NAMES}
+    for name, sampler in built.items():
+        assert isinstance(sampler.method, NextScale) and sampler.method.order == "next-scale"
+        assert sampler.method.label(sampler.settings.entropy is not None) == name
+    assert built["scale"].settings.entropy is None and built["scale"].method == NextScale()
+    assert built["scale-entropy"].settings.entropy == preset("star")
+    assert built["scale-scalewise"].method.options.scale_temperature == ScaleTemperature()
+    given = NextScaleOptions(filter_rule="llamagen", scale_temperature=ScaleTemperature("centered", beta=0.5))
+    assert named_sampler("scale", base, next_scale=given).method.options == NextScaleOptions(filter_rule="llamagen")
+    assert named_sampler("scale-entropy-scalewise", base, next_scale=given).method.options == given
+    assert named_sampler("scale-scalewise", base, next_scale=NextScaleOptions()).method.options.scale_temperature \
+        == ScaleTemperature()
+    with pytest.raises(SamplingError, match="Unknown sampler 'nope'. Known: plain.*scale-entropy-scalewise"):
+        named_sampler("nope", base)
+
+    var = registry.load_model(golden / "var_tiny.safetensors").info
+    registry.check_order(var, built["scale"].method)
+    with pytest.raises(SamplingError, match="sampler 'plain' decodes next-token but var_tiny.safetensors is a VAR "
+                                            "model that decodes next-scale: connect a next-scale sampler"):
+        registry.check_order(var, NextToken())
+    llamagen = ModelInfo("llamagen", "c2i.safetensors", CLASS, 64, ((4, 4),))
+    with pytest.raises(SamplingError, match="sampler 'scale' decodes next-scale but c2i.safetensors is a LlamaGen "
+                                            "model that decodes next-token"):
+        registry.check_order(llamagen, built["scale"].method)

@@ -64,14 +64,16 @@ class LlamaGenFamily(Family):
     def recognise(self, state, metadata) -> str | None:
         return _ROLES.get(detect_kind(state))
 
-    def build_model(self, state, metadata, filename, *, dtype, device, image_size=None, tokenizer=None):
-        override = {}
+    def build_model(self, state, metadata, filename, *, dtype, device, image_size=None, tokenizer=None,
+                    override=None):
+        fields = {}
         if tokenizer is not None:
-            override["downsample"] = tokenizer.downsample
+            fields["downsample"] = tokenizer.downsample
         if image_size is not None:
-            override.setdefault("downsample", _OFFICIAL_DOWNSAMPLE)
-            override["image_size"] = int(image_size)
-        return gpt_from_state_dict(state, filename, metadata, override=override, dtype=dtype, device=device)
+            fields.setdefault("downsample", _OFFICIAL_DOWNSAMPLE)
+            fields["image_size"] = int(image_size)
+        fields.update(override or {})  # GPTConfig names as given (convert's image_size without a downsample)
+        return gpt_from_state_dict(state, filename, metadata, override=fields, dtype=dtype, device=device)
 
     def build_tokenizer(self, state, metadata, filename, *, dtype, device):
         return vq_from_state_dict(state, filename, metadata, dtype=dtype, device=device)

@@ -227,7 +227,7 @@ def resolve_var_config(state: Mapping[str, torch.Tensor], filename: str, metadat
     for key in ("norm_eps", "name", "num_heads"):
         if key in from_meta and key not in fields:
             fields[key] = from_meta[key]
-    if "num_heads" not in fields:
+    if "num_heads" not in fields and "num_heads" not in override:
         if from_name and from_name["depth"] == fields["depth"] and 64 * fields["depth"] == fields["embed_dim"]:
             fields["num_heads"] = from_name["num_heads"]
         else:

@@ -39,8 +39,13 @@ class VARFamily(Family):
     def recognise(self, state, metadata) -> str | None:
         return _ROLES.get(detect_kind(state))
 
-    def build_model(self, state, metadata, filename, *, dtype, device, image_size=None, tokenizer=None):
-        override = {} if image_size is None else {"image_size": int(image_size)}
+    def build_model(self, state, metadata, filename, *, dtype, device, image_size=None, tokenizer=None,
+                    override=None):
+        override = dict(override or {})
+        if "n_head" in override:  # the CLI's LlamaGen-named flag
+            override["num_heads"] = override.pop("n_head")
+        if image_size is not None:
+            override["image_size"] = int(image_size)
         model = var_from_state_dict(state, filename, metadata, override=override, dtype=dtype, device=device)
         if tokenizer is not None:
             model.check_vqvae(tokenizer)

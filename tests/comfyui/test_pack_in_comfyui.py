@@ -23,7 +23,8 @@ GOLDEN = ROOT / "tests" / "fixtures" / "golden"
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
 NODE_IDS = ["ARsampleModelLoader", "ARsampleVQLoader", "ARsampleT5Loader", "ARsampleClassCondition",
             "ARsampleTextCondition", "ARsampleEntropyTemperature", "ARsampleNextTokenSampling",
-            "ARsampleSpeculativeJacobi", "ARsampleSample", "ARsampleSampler", "ARsampleEntropySampler",
+            "ARsampleSpeculativeJacobi", "ARsampleNextScaleSampling", "ARsampleSample", "ARsampleSampler",
+            "ARsampleEntropySampler",
             "ARsampleEntropySJDSampler", "ARsampleVQDecode", "ARsampleEntropyMap"]
 
 
