@@ -50,7 +50,8 @@ class DecodeRun:
         self.entropy[:, column] = dist.model_entropy
         self.temperature[:, column] = dist.temperature
 
-    def report(self, done: int, committed: int | torch.Tensor | None = None, known: torch.Tensor | None = None) -> None:
+    def report(self, done: int, committed: int | list[int] | torch.Tensor | None = None,
+               known: torch.Tensor | None = None) -> None:
         """Tell the callback (if any) how far the run is.
 
         Final tokens are a prefix of ``committed`` tokens (one count, or (B,) per sample), or
@@ -60,7 +61,10 @@ class DecodeRun:
             return
         if known is None:
             columns = torch.arange(self.total, device=self.device)
-            limit = committed if isinstance(committed, int) else committed[:, None]
+            if isinstance(committed, int):
+                limit = committed
+            else:  # per sample: a host list (built only now, when someone listens) or a device tensor
+                limit = torch.as_tensor(committed, device=self.device)[:, None]
             known = (columns < limit).expand(self.batch, self.total)
         self.callback(SamplingState(done, self.total, self.tokens[:, : self.total], known))
 

@@ -194,7 +194,7 @@ def test_callback_sees_each_sample_at_its_own_length(tiny_c2i):
         assert torch.equal(s.tokens[s.known], final[s.known])
 
 
-def test_batch_sampling_differs_from_one_by_one_only_through_the_random_stream(tiny_c2i):
+def test_ragged_batch_sampling_is_reproducible_for_a_seed(tiny_c2i):
     """With sampling, a batch draws its randomness for all samples at once, so sample i of a batch is
     not sample i drawn alone with the same seed (as for AR); the distributions are tested above."""
     settings = SamplerSettings(cfg_scale=2.0)

@@ -109,27 +109,29 @@ def sample_sjd(model: NextTokenModel, cond: Any, settings: SamplerSettings, sjd:
     drafts = _Drafts(batch, sjd.window - 1, vocab, device)
     last_p = first.probs[:, 0]  # (B, V): the latest predicted distribution, for 'sample-left'
     counts = {"drafted": 0, "accepted": 0}
-    run.report(min(committed), committed=torch.tensor(committed, device=device))
+    run.report(min(committed), committed=committed)
 
     while min(committed) < total:
         wanted = [min(sjd.window - 1, total - c - 1) if c < total else 0 for c in committed]
-        _top_up_drafts(drafts, wanted, committed, run, sjd.init, last_p, vocab, noise)
+        # The pass's per-sample host state, copied to the device once.
+        c_dev = torch.tensor(committed, device=device)
+        want_dev = torch.tensor(wanted, device=device)
+        active = c_dev < total
+        _top_up_drafts(drafts, wanted, committed, c_dev, run, sjd.init, last_p, vocab, noise)
         width = max(wanted)
         session.truncate([c - 1 for c in committed])
-        c_dev = torch.tensor(committed, device=device)
         last = run.tokens.gather(1, (c_dev - 1)[:, None])
         logits = session.extend(torch.cat([last, drafts.tokens[:, :width]], 1))
         run.passes += 1
         positions = c_dev[:, None] + torch.arange(width + 1, device=device)  # what each fed column predicts
         dist = run.distribution(logits, settings.cfg_active_at(positions))
         fresh = draw(dist.probs, run.generator, noise, committed)  # a sample at every position
-        accepted = _verify(dist, drafts, wanted, committed, total, rule, run, counts)
-        _commit(run, dist, drafts, fresh, accepted, wanted, committed, positions)
-        last_p = dist.probs.gather(1, torch.tensor(wanted, device=device)[:, None, None]
-                                   .expand(-1, 1, vocab))[:, 0]
+        accepted = _verify(dist, drafts, width, want_dev, active, rule, run, counts)
+        _commit(run, dist, drafts, fresh, accepted, wanted, committed, positions, want_dev, active)
+        last_p = dist.probs.gather(1, want_dev[:, None, None].expand(-1, 1, vocab))[:, 0]
         if noise is not None:
             noise.forget_before(min(committed))
-        run.report(min(committed), committed=torch.tensor(committed, device=device))
+        run.report(min(committed), committed=committed)
 
     drafted = counts["drafted"]
     return run.finish(**{"tokens per forward": round(total / run.passes, 3),
@@ -138,8 +140,8 @@ def sample_sjd(model: NextTokenModel, cond: Any, settings: SamplerSettings, sjd:
                          "coupled": sjd.coupled})
 
 
-def _top_up_drafts(drafts: _Drafts, wanted: list[int], committed: list[int], run: DecodeRun, init: str,
-                   last_p: torch.Tensor, vocab: int, noise: CoupledNoise | None) -> None:
+def _top_up_drafts(drafts: _Drafts, wanted: list[int], committed: list[int], c_dev: torch.Tensor, run: DecodeRun,
+                   init: str, last_p: torch.Tensor, vocab: int, noise: CoupledNoise | None) -> None:
     """Give every sample ``wanted[b]`` drafts: keep the carried ones, start new positions after them."""
     drafts.count = [min(n, w) for n, w in zip(drafts.count, wanted)]
     width = max(wanted)
@@ -150,29 +152,27 @@ def _top_up_drafts(drafts: _Drafts, wanted: list[int], committed: list[int], run
     device = drafts.tokens.device
     have = torch.tensor(drafts.count, device=device)
     before = drafts.tokens.gather(1, (have - 1).clamp(min=0)[:, None])[:, 0]
-    left = torch.where(have > 0, before, run.tokens.gather(1, torch.tensor(committed, device=device)[:, None] - 1)[:, 0])
+    left = torch.where(have > 0, before, run.tokens.gather(1, c_dev[:, None] - 1)[:, 0])
     new_d, new_q = new_drafts(init, width - lo, left, last_p, vocab, run.generator, noise, [c + lo for c in committed])
     keep = (torch.arange(lo, width, device=device) < have[:, None])  # carried drafts win over new ones
     drafts.tokens[:, lo:width] = torch.where(keep, drafts.tokens[:, lo:width], new_d)
     drafts.q[:, lo:width] = torch.where(keep[..., None], drafts.q[:, lo:width], new_q)
 
 
-def _verify(dist, drafts: _Drafts, wanted: list[int], committed: list[int], total: int, rule: AcceptanceRule,
+def _verify(dist, drafts: _Drafts, width: int, want_dev: torch.Tensor, active: torch.Tensor, rule: AcceptanceRule,
             run: DecodeRun, counts: dict) -> list[int]:
     """Accepted drafts per sample. The pass's one host sync also checks the logits were finite."""
-    width = max(wanted)
     if width == 0:
-        return [0] * len(wanted)
+        return [0] * run.batch
     device = drafts.tokens.device
     d = drafts.tokens[:, :width]
     p_d = dist.probs[:, :width].gather(-1, d[..., None])[..., 0]
     q_d = drafts.q[:, :width].gather(-1, d[..., None])[..., 0]
     r = torch.rand(d.shape, generator=run.generator, device=device)
-    want = torch.tensor(wanted, device=device)[:, None]
+    want = want_dev[:, None]
     slots = torch.arange(width, device=device)
     accepted = rule.accepted_prefix(r, dist.model_entropy[:, :width], p_d, q_d, slots < want)
-    active = torch.tensor([c < total for c in committed], device=device)[:, None]
-    checked = (torch.arange(width + 1, device=device) <= want) & active
+    checked = (torch.arange(width + 1, device=device) <= want) & active[:, None]
     bad = (~torch.isfinite(dist.model_entropy) & checked).sum()
     seen = (accepted + 1).clamp(max=want[:, 0]).sum()
     values = torch.cat([accepted, torch.stack([seen, bad])]).tolist()
@@ -184,7 +184,7 @@ def _verify(dist, drafts: _Drafts, wanted: list[int], committed: list[int], tota
 
 
 def _commit(run: DecodeRun, dist, drafts: _Drafts, fresh: torch.Tensor, accepted: list[int], wanted: list[int],
-            committed: list[int], positions: torch.Tensor) -> None:
+            committed: list[int], positions: torch.Tensor, want_dev: torch.Tensor, active: torch.Tensor) -> None:
     """Write each sample's accepted drafts plus one token, and carry this pass's samples as next drafts."""
     device, width = fresh.device, max(wanted)
     k = torch.tensor(accepted, device=device)
@@ -196,10 +196,9 @@ def _commit(run: DecodeRun, dist, drafts: _Drafts, fresh: torch.Tensor, accepted
         resampled = sample_categorical(residual(p_k, q_k), run.generator)
     else:
         resampled = fresh[:, 0]
-    bonus = fresh.gather(1, torch.tensor(wanted, device=device)[:, None])[:, 0]
-    token_k = torch.where(k < torch.tensor(wanted, device=device), resampled, bonus)
+    bonus = fresh.gather(1, want_dev[:, None])[:, 0]
+    token_k = torch.where(k < want_dev, resampled, bonus)
     values = torch.cat([drafts.tokens[:, :width], token_k[:, None]], 1).scatter(1, k[:, None], token_k[:, None])
-    active = torch.tensor([c < run.total for c in committed], device=device)
     write = (torch.arange(width + 1, device=device) <= k[:, None]) & active[:, None]
     for buffer, new in ((run.tokens, values), (run.entropy, dist.model_entropy), (run.temperature, dist.temperature)):
         buffer.scatter_(1, positions, torch.where(write, new, buffer.gather(1, positions)))
