@@ -21,12 +21,13 @@ def output_path(path: str, flag: str) -> Path:
     return Path(path)
 
 
-def embedded_inputs(name: str, parts=("gpt", "vq")) -> dict[str, Path]:
-    """The files of an embedded model as named inputs of an OutputPlan (so no output replaces them)."""
+def embedded_inputs(name: str, parts=None) -> dict[str, Path]:
+    """The files of an embedded model (all, or ``parts``) as named inputs of an OutputPlan (so no
+    output replaces them)."""
     from ..models.embedded import embedded_paths
 
     paths = embedded_paths(name)
-    return {f"--model {name} ({part} file)": paths[part] for part in parts}
+    return {f"--model {name} ({part} file)": paths[part] for part in (parts or paths)}
 
 
 def entropy_heatmaps(result, images: np.ndarray, vmax: float | None = None) -> np.ndarray:

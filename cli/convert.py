@@ -10,9 +10,9 @@ from pathlib import Path
 
 
 from ..errors import ARSampleError
-from ..models.checkpoint import check_finite, read_checkpoint, save_safetensors_atomic
+from ..models.checkpoint import check_finite, save_safetensors_atomic
 from ..models.dtypes import parse_dtype
-from ..models.registry import MODEL, families, recognise
+from ..models.registry import MODEL, families, read_model_file, recognise
 from ..outputs import OutputPlan
 
 
@@ -34,7 +34,7 @@ def run(args) -> int:
     plan = OutputPlan(outputs={"output": args.output}, inputs={"input": args.input}).check()
     if src.is_dir() or _is_t5_file(src):
         return _convert_t5(src, dst, args.dtype, plan)
-    state, metadata = read_checkpoint(src)
+    state, metadata = read_model_file(src)
     model, kind = _build(state, metadata, src.name, args)
     dtype = parse_dtype(args.dtype) if args.dtype else None
     tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v)
@@ -73,7 +73,7 @@ def _is_t5_file(path: Path) -> bool:
     try:
         with safe_open(str(path), "pt") as f:
             return "shared.weight" in f.keys()
-    except Exception:  # noqa: BLE001 - not readable as safetensors: read_checkpoint reports it
+    except Exception:  # noqa: BLE001 - not readable as safetensors: read_model_file reports it
         return False
 
 

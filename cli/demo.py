@@ -5,9 +5,9 @@ from __future__ import annotations
 from .. import imaging
 from ..models.registry import MODEL, TOKENIZER, Loaded, embedded_files, load_model, load_tokenizer
 from ..outputs import OutputPlan
-from ..samplers import SAMPLER_NAMES
 from .common import embedded_inputs, entropy_heatmaps, parse_int_list, pick_device
-from .embedded_args import add_sampling_flags, add_sjd_flags, base_settings, build_samplers
+from .embedded_args import (EMBEDDED_DEFAULTS, add_sampling_flags, add_sjd_flags, apply_model_defaults, base_settings,
+                            build_samplers)
 
 
 def register(sub) -> None:
@@ -15,7 +15,9 @@ def register(sub) -> None:
     p.add_argument("--out", default="arsample_demo.png", help="PNG comparison sheet")
     p.add_argument("--classes", default="0,1,2,5,7,9", help="class ids of the embedded model (0-9)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--samplers", default=",".join(SAMPLER_NAMES), help=f"comma-separated: {', '.join(SAMPLER_NAMES)}")
+    p.add_argument("--samplers", default=None,
+                   help="comma-separated; default: every sampler of the model's decoding order (" +
+                        "; ".join(f"{m}: {', '.join(d['samplers'])}" for m, d in EMBEDDED_DEFAULTS.items()) + ")")
     add_sampling_flags(p)
     add_sjd_flags(p)
     p.set_defaults(run=run)
@@ -48,13 +50,14 @@ def comparison_sheet(model: Loaded, tokenizer: Loaded, classes: list[int], sampl
 
 def run(args) -> int:
     out = args.out
+    apply_model_defaults(args)
     plan = OutputPlan(outputs={"--out": out}, inputs=embedded_inputs(args.model)).check()
     classes = parse_int_list(args.classes, "--classes")
-    _, files = embedded_files(args.model)
+    family, files = embedded_files(args.model)
     device = pick_device(args.device)
     model = load_model(files[MODEL], device=device, name=f"embedded:{args.model}")
     tokenizer = load_tokenizer(files[TOKENIZER], device=device)
-    samplers = build_samplers(args.samplers, base_settings(args), args)
+    samplers = build_samplers(args.samplers, base_settings(args), args, order=family.order)
     sheet, results = comparison_sheet(model, tokenizer, classes, samplers, args.seed)
     for name, result in results:
         print(f"{name:>18}: {result.stats.summary()}")

@@ -3,24 +3,55 @@ flags (generate, demo, bench), turned into catalog samplers here only."""
 
 from __future__ import annotations
 
-from ..samplers import (ACCEPTANCE_RULES, DRAFT_INITS, NamedSampler, SamplerSettings, SJDSettings, SpeculativeJacobi,
-                        named_sampler)
+from dataclasses import replace
 
-# The embedded model's defaults: guidance 2 (LlamaGen's FID setting for its B/L models) and top-k 16
-# (the LlamaGen demo keeps 2000 of 16,384 tokens, 12%; 16 of 128 is the same share).
-TINY_DEFAULTS = dict(cfg=2.0, top_k=16, top_p=1.0, temperature=1.0)
+from ..errors import ARSampleError
+from ..samplers import (ACCEPTANCE_RULES, DRAFT_INITS, NamedSampler, SamplerSettings, SJDSettings, SpeculativeJacobi,
+                        named_sampler, sampler_names)
+from ..samplers.next_scale import SCALE_TEMPERATURE_FORMS, NextScale, ScaleTemperature
+
+# Each embedded model's sampling defaults and the samplers the demo and the benchmark compare.
+# tiny: guidance 2 (LlamaGen's FID setting for its B/L models) and top-k 16 (the LlamaGen demo keeps
+# 2000 of 16,384 tokens, 12%; 16 of 128 is the same share).
+# tiny-var: VAR's cfg (ramped linearly over the scales, see samplers.next_scale.schedule) and top-k 32
+# of 256 codes, the same 12% share; preset: the scale-wise values of the paper (STAR's).
+EMBEDDED_DEFAULTS = {
+    "tiny": dict(cfg=2.0, top_k=16, top_p=1.0, temperature=1.0, preset="embedded",
+                 samplers=sampler_names("next-token")),
+    "tiny-var": dict(cfg=2.0, top_k=32, top_p=1.0, temperature=1.0, preset="star",
+                     samplers=sampler_names("next-scale")),
+}
+TINY_DEFAULTS = EMBEDDED_DEFAULTS["tiny"]
 
 
 def add_sampling_flags(p) -> None:
-    p.add_argument("--model", default="tiny", help="embedded model name")
-    p.add_argument("--cfg", type=float, default=TINY_DEFAULTS["cfg"], help="classifier-free guidance (any value ≤ 1 is off)")
-    p.add_argument("--top-k", type=int, default=TINY_DEFAULTS["top_k"], help="0 = off")
-    p.add_argument("--top-p", type=float, default=TINY_DEFAULTS["top_p"], help="1.0 = off")
-    p.add_argument("--temperature", type=float, default=TINY_DEFAULTS["temperature"])
-    p.add_argument("--preset", default="embedded",
-                   help="entropy-temperature preset of the entropy samplers ('embedded': the LlamaGen preset moved "
-                        "to this model's entropy scale); a sampler named like 'entropy@llamagen' uses its own")
+    p.add_argument("--model", default="tiny", choices=sorted(EMBEDDED_DEFAULTS),
+                   help="embedded model: tiny (next-token LlamaGen) or tiny-var (next-scale VAR)")
+    p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance (next-token: any value ≤ 1 is "
+                   "off; next-scale: VAR's cfg, ramped over the scales, 0 = off); default: the model's (" +
+                   _defaults_text("cfg") + ")")
+    p.add_argument("--top-k", type=int, default=None, help="0 = off; default: " + _defaults_text("top_k"))
+    p.add_argument("--top-p", type=float, default=None, help="1.0 = off (default)")
+    p.add_argument("--temperature", type=float, default=None, help="default 1.0")
+    p.add_argument("--preset", default=None,
+                   help="entropy-temperature preset of the entropy samplers; default: the model's (" +
+                        _defaults_text("preset") + "; 'embedded' is the LlamaGen preset moved to the tiny "
+                        "model's entropy scale); a sampler named like 'entropy@llamagen' uses its own")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+
+
+def _defaults_text(key: str) -> str:
+    return ", ".join(f"{name} {values[key]}" for name, values in EMBEDDED_DEFAULTS.items())
+
+
+def apply_model_defaults(args) -> None:
+    """Fill every sampling flag left unset with the chosen embedded model's default (in place)."""
+    defaults = EMBEDDED_DEFAULTS[args.model]
+    for key in ("cfg", "top_k", "top_p", "temperature", "preset"):
+        if getattr(args, key, None) is None:
+            setattr(args, key, defaults[key])
+    if getattr(args, "samplers", "") is None:
+        args.samplers = ",".join(defaults["samplers"])
 
 
 def base_settings(args) -> SamplerSettings:
@@ -46,17 +77,30 @@ def sjd_method(args) -> SpeculativeJacobi:
                                          coupled=args.coupled))
 
 
-def build_samplers(names: str, base: SamplerSettings, args) -> list[NamedSampler]:
+def build_samplers(names: str, base: SamplerSettings, args, order: str = "next-token") -> list[NamedSampler]:
     """Catalog samplers by comma-separated name; a bare 'sjd' honours --acceptance and --coupled.
 
-    ``name@preset`` (e.g. ``entropy@llamagen``) runs a sampler with another entropy preset, so one
-    table can compare presets.
+    ``name@preset`` (e.g. ``entropy@llamagen``) runs a sampler with another entropy preset, and
+    ``name:form`` (e.g. ``scale-entropy-scalewise:centered``) a "+Scale-wise" sampler with another
+    per-scale form, so one table can compare presets and forms. Every name must decode in ``order``
+    (the model's decoding order).
     """
     out = []
     for label in [n.strip() for n in names.split(",") if n.strip()]:
-        name, _, own_preset = label.partition("@")
+        rest, _, own_preset = label.partition("@")
+        name, _, form = rest.partition(":")
+        if name not in sampler_names(order) and any(name in sampler_names(o) for o in ("next-token", "next-scale")):
+            raise ARSampleError(f"Sampler '{name}' does not decode in this model's order ({order}); use one of "
+                                f"{', '.join(sampler_names(order))}.")
         sampler = named_sampler(name, base, own_preset or args.preset, sjd_settings(args))
-        if own_preset:
+        if form:
+            if not name.endswith("-scalewise") or form not in SCALE_TEMPERATURE_FORMS or form == "table":
+                forms = ", ".join(f for f in SCALE_TEMPERATURE_FORMS if f != "table")
+                raise ARSampleError(f"'{label}': a ':form' suffix goes on a '-scalewise' sampler, with a form from "
+                                    f"{forms}.")
+            method = NextScale(replace(sampler.method.options, scale_temperature=ScaleTemperature(form)))
+            sampler = NamedSampler(sampler.name, sampler.settings, method)
+        if own_preset or form:
             sampler = NamedSampler(label, sampler.settings, sampler.method)
         if name == "sjd" and (args.acceptance or args.coupled):
             method = sjd_method(args)

@@ -1,4 +1,7 @@
-"""Quality and speed of samplers on the embedded model, in one process or sharded with torchrun.
+"""Quality and speed of samplers on an embedded model, in one process or sharded with torchrun.
+
+Family-neutral: conditions, the sampled model and decoding go through the model's registry family,
+so the next-token (tiny) and next-scale (tiny-var) models are measured by the same code and evaluator.
 
 The work is cut into jobs (sampler, seed, class); every job has its own seed,
 so its images do not depend on which process runs it. Each rank runs its share
@@ -17,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..models.llamagen import LlamaGenCondition
 from ..samplers import NamedSampler
 from .dataset import NUM_CLASSES
 from .evaluator import diversity, frechet_distance, predict, real_reference
@@ -47,23 +49,26 @@ def _dist():
     return None, False
 
 
-def run_benchmark(gpt, vq, evaluator, samplers: list[NamedSampler], per_class: int, seeds: list[int],
+def run_benchmark(model, tokenizer, evaluator, samplers: list[NamedSampler], per_class: int, seeds: list[int],
                   classes: list[int] | None = None) -> dict | None:
     """Run every sampler; returns the results on rank 0 (None on other ranks).
 
+    ``model`` and ``tokenizer`` are ``models.registry.Loaded`` (family, module, info).
     Result: {"samplers": [per-sampler dict with mean/std over seeds], "real": reference figures}.
     """
     dist, created = _dist()
     try:
-        return _run(dist, gpt, vq, evaluator, samplers, per_class, seeds, classes)
+        return _run(dist, model, tokenizer, evaluator, samplers, per_class, seeds, classes)
     finally:
         if created:
             dist.destroy_process_group()
 
 
-def _run(dist, gpt, vq, evaluator, samplers, per_class, seeds, classes) -> dict | None:
+def _run(dist, model, tokenizer, evaluator, samplers, per_class, seeds, classes) -> dict | None:
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist else (0, 1)
-    if dist and torch.device(gpt.device).type == "cpu":
+    family, info = model.family, model.info
+    target = family.sampling_model(model.module, tokenizer.module)
+    if dist and torch.device(model.module.device).type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     classes = list(range(NUM_CLASSES)) if classes is None else classes
     jobs = [BenchJob(s, seed, c, per_class) for s in samplers for seed in seeds for c in classes]
@@ -72,14 +77,14 @@ def _run(dist, gpt, vq, evaluator, samplers, per_class, seeds, classes) -> dict 
         if i % world != rank:
             continue
         started = time.perf_counter()
-        if job.sampler.sjd is None:  # AR: the whole job is one batch
-            cond = LlamaGenCondition(labels=torch.full((job.count,), job.label, dtype=torch.long))
-            results = [job.sampler.run(gpt, cond, seed=job.job_seed())]
+        if job.sampler.sjd is None:  # AR and next-scale: the whole job is one batch
+            cond = family.class_condition(info, [job.label] * job.count)
+            results = [job.sampler.run(target, cond.value, seed=job.job_seed())]
         else:  # SJD: one image per call, so forward passes are per image (batches advance at their slowest)
-            one = LlamaGenCondition(labels=torch.tensor([job.label]))
-            results = [job.sampler.run(gpt, one, seed=job.job_seed() + n) for n in range(job.count)]
+            one = family.class_condition(info, [job.label])
+            results = [job.sampler.run(target, one.value, seed=job.job_seed() + n) for n in range(job.count)]
         tokens = torch.cat([r.tokens for r in results])
-        images = vq.decode_codes(tokens).clamp(-1, 1)
+        images = family.decode(tokenizer.module, tokens, results[0].layout).clamp(-1, 1)
         seconds = time.perf_counter() - started
         nfe = float(np.mean([r.stats.forward_passes for r in results]))
         ent = torch.cat([r.entropy for r in results]).float().cpu()
@@ -138,6 +143,9 @@ def _settings_dict(sampler: NamedSampler) -> dict:
     if sampler.sjd is not None:
         out.update(window=sampler.sjd.window, acceptance=sampler.sjd.acceptance, coupled=sampler.sjd.coupled,
                    init=sampler.sjd.init)
+    form = getattr(getattr(sampler.method, "options", None), "scale_temperature", None)
+    if form is not None:
+        out.update(scale_wise=form.form, beta=form.beta, scale_clamp=[form.clamp_min, form.clamp_max])
     if s.entropy is not None:
         e = s.entropy
         out.update(t0=e.t0, alpha=e.alpha, theta=e.theta, entropy_source=e.source)

@@ -1,4 +1,4 @@
-"""Calibration of an entropy preset to a model's entropy scale: the ``embedded`` preset.
+"""Calibration of an entropy preset to a model's entropy scale: the ``embedded`` and ``embedded-var`` presets.
 
 The published presets were tuned on LlamaGen's entropies (a 16,384-token vocabulary, 4.76 ± 1.66
 nats per token, paper Table 4); the tiny model's 128-token vocabulary runs at a fraction of that and
@@ -6,7 +6,9 @@ would be heated everywhere. ``measure_entropy`` samples a model at its default s
 the mean and standard deviation of its per-token entropy; ``calibrate`` moves a preset to that scale
 with ``samplers.entropy.rescaled``. The ``embedded`` preset in ``samplers.PRESETS`` holds the result
 for the shipped tiny model as literal values; ``embedded_preset()`` recomputes it from the recorded
-measurement, and the tests check that the two agree.
+measurement, and the tests check that the two agree. The same is done for the tiny next-scale model:
+``measure_scale_entropy`` (plain next-scale sampling at its defaults, every token of every scale) and
+the paper's scale-wise (STAR) preset moved to that scale give ``embedded-var``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Sequence
 import torch
 
 from ..models.llamagen import LlamaGenCondition
+from ..models.var import VARCondition
 from ..samplers import PRESETS, EntropyTemperature, SamplerSettings, sample_ar
+from ..samplers.next_scale import sample_next_scale
 from ..samplers.entropy import rescaled
 
 # The tiny model's defaults (demo, bench, example workflow): CFG 2 and top-k 16 (see the README).
@@ -31,6 +35,13 @@ MEASURE_PER_CLASS = 10
 # guided distribution before top-k (raw), over 200 images of seeds 100 and 101 — mean and std in nats.
 EMBEDDED_ENTROPY_MEAN = 0.79
 EMBEDDED_ENTROPY_STD = 0.57
+
+# The tiny next-scale model's defaults (VAR's ramped cfg 2, top-k 32 of 256) and its recorded per-token
+# entropy under plain next-scale sampling (raw, every scale), same seeds and images as above.
+VAR_DEFAULT_CFG = 2.0
+VAR_DEFAULT_TOP_K = 32
+EMBEDDED_VAR_ENTROPY_MEAN = float("nan")
+EMBEDDED_VAR_ENTROPY_STD = float("nan")
 
 
 @torch.no_grad()
@@ -70,3 +81,32 @@ def calibrate(gpt, base: EntropyTemperature | None = None, **measure) -> Entropy
 def embedded_preset() -> EntropyTemperature:
     """The ``embedded`` preset from the recorded measurement of the shipped tiny model."""
     return rescaled(llamagen_raw(), mean=EMBEDDED_ENTROPY_MEAN, std=EMBEDDED_ENTROPY_STD)
+
+
+@torch.no_grad()
+def measure_scale_entropy(pair, *, cfg: float = VAR_DEFAULT_CFG, top_k: int = VAR_DEFAULT_TOP_K,
+                          per_class: int = MEASURE_PER_CLASS, seeds: Sequence[int] = MEASURE_SEEDS,
+                          classes: Sequence[int] | None = None) -> tuple[float, float]:
+    """(mean, std) in nats of a class-to-image next-scale model's per-token entropy under plain sampling.
+
+    ``pair`` is the transformer bound to its VQ-VAE (``VARTransformer.bind``). As ``measure_entropy``:
+    per seed one batch of ``per_class`` images of each class, the guided distribution before filtering,
+    pooled over every token of every scale.
+    """
+    num_classes = pair.transformer.config.num_classes
+    classes = list(range(num_classes)) if classes is None else list(classes)
+    labels = torch.tensor(classes, dtype=torch.long).repeat_interleave(per_class)
+    settings = SamplerSettings(cfg_scale=cfg, top_k=top_k)
+    values = torch.cat([sample_next_scale(pair, VARCondition(labels=labels), settings, seed=seed).entropy.flatten()
+                        for seed in seeds]).double()
+    return float(values.mean()), float(values.std(unbiased=False))
+
+
+def star_raw() -> EntropyTemperature:
+    """The paper's scale-wise (STAR) preset reading the raw entropy."""
+    return replace(PRESETS["star"], source="raw")
+
+
+def embedded_var_preset() -> EntropyTemperature:
+    """The ``embedded-var`` preset from the recorded measurement of the shipped tiny next-scale model."""
+    return rescaled(star_raw(), mean=EMBEDDED_VAR_ENTROPY_MEAN, std=EMBEDDED_VAR_ENTROPY_STD)

@@ -55,7 +55,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     if suffix in SAFETENSORS_SUFFIXES:
         state, metadata = _read_safetensors(path)
     elif suffix in PICKLE_SUFFIXES:
-        state, metadata = _read_pickle(path), {}
+        state, metadata = read_pickle(path), {}
     else:
         raise CheckpointError(
             f"Unsupported checkpoint type '{path.suffix}' for '{path.name}': "
@@ -134,7 +134,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     return state, metadata
 
 
-def _read_pickle(path: Path) -> object:
+def read_pickle(path: Path) -> object:
     with open(path, "rb") as f:
         head = f.read(2)
     if not zipfile.is_zipfile(path) and not head.startswith(b"\x80"):

@@ -35,7 +35,7 @@ CLASS, PROMPT = "class", "prompt"  # what a model is conditioned on
 MODEL, TOKENIZER = "model", "tokenizer"  # the two roles of a family's files
 EMBEDDED_PREFIX = "embedded:"  # how hosts list the models shipped inside the pack
 
-_FAMILIES = ("llamagen", "var")  # packages under models/ with a family.py exporting FAMILY
+_FAMILIES = ("llamagen", "var", "star")  # packages under models/ with a family.py exporting FAMILY
 
 # The kind check's words: what each kind of model is, what it takes, and how each host gives it.
 _KIND_WORDS = {CLASS: ("class-to-image", "classes"), PROMPT: ("text-to-image", "a text prompt")}
@@ -115,11 +115,17 @@ class Family:
     order = "next-token"  # one of ORDERS
     preset = "llamagen"  # default entropy preset
     needs_tokenizer = False  # True when sampling itself needs the tokenizer (next-scale models)
+    tokenizer_family = ""  # the family whose tokenizer decodes this family's tokens ("" = this one)
 
     # -- files ------------------------------------------------------------------------------
     def recognise(self, state: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> str | None:
         """MODEL, TOKENIZER, or None when the state dict is not one of this family's."""
         raise NotImplementedError
+
+    def read_file(self, path: str | os.PathLike) -> tuple[dict, dict] | None:
+        """(state, metadata) of a file the generic reader refuses but this family knows how to open
+        (e.g. a training snapshot that nests the weights deeper), else None."""
+        return None
 
     def build_model(self, state, metadata, filename: str, *, dtype, device, image_size: int | None = None,
                     tokenizer: torch.nn.Module | None = None, override: Mapping | None = None) -> torch.nn.Module:
@@ -150,8 +156,10 @@ class Family:
         raise NotImplementedError
 
     def prompt_condition(self, info: ModelInfo, features: torch.Tensor, mask: torch.Tensor,
-                         prompts: Sequence[str]) -> Condition:
-        """Prompt features (B, length, width) aligned as ``info.prompt.align`` says, with their mask (B, length)."""
+                         prompts: Sequence[str], pooled: torch.Tensor | None = None, null=None) -> Condition:
+        """Prompt features (B, length, width) aligned as ``info.prompt.align`` says, with their mask (B, length);
+        ``pooled`` (B, width) and ``null`` (the empty prompt's (states, mask, pooled)) for encoders that give them
+        and models that read them (STAR)."""
         raise NotImplementedError
 
     def check_fit(self, info: ModelInfo, cond: Condition) -> None:
@@ -219,8 +227,21 @@ def recognise(state: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) ->
 
 def family_of_file(path: str | os.PathLike) -> tuple[Family, str]:
     """(family, role) of a checkpoint file; CheckpointError when no family recognises it."""
-    state, metadata = read_checkpoint(path)
+    state, metadata = read_model_file(path)
     return _recognised(state, metadata, Path(path).name)
+
+
+def read_model_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(state, metadata) of a checkpoint: the generic reader (``checkpoint.read_checkpoint``), or, for a file
+    it refuses, the first family that knows the layout (``Family.read_file``); else the generic error."""
+    try:
+        return read_checkpoint(path)
+    except CheckpointError as error:
+        for entry in families().values():
+            found = entry.read_file(path)
+            if found is not None:
+                return found
+        raise error
 
 
 def _recognised(state, metadata, filename: str) -> tuple[Family, str]:
@@ -240,9 +261,9 @@ def load_model(path: str | os.PathLike, *, dtype="fp32", device="cpu", image_siz
     is refused by its family with a message that says which loader to use, and a ``tokenizer`` of
     another family is refused before the model is built.
     """
-    state, metadata = read_checkpoint(path)
+    state, metadata = read_model_file(path)
     entry, _ = _recognised(state, metadata, Path(path).name)
-    if tokenizer is not None and tokenizer.family.name != entry.name:
+    if tokenizer is not None and tokenizer.family.name != (entry.tokenizer_family or entry.name):
         raise ConfigError(f"{tokenizer.info.name} is a {tokenizer.family.title} tokenizer but {Path(path).name} is a "
                           f"{entry.title} model: use the tokenizer the model was trained with.")
     module = entry.build_model(state, metadata, Path(path).name, dtype=dtype, device=device, image_size=image_size,
@@ -288,7 +309,8 @@ def require_kind(info: ModelInfo, kind: str, host: str) -> None:
 def check_pair(source, tokenizer: TokenizerInfo) -> None:
     """Refuse a tokenizer that cannot decode ``source``'s tokens (a ModelInfo, or anything with
     ``family`` and ``vocab_size``, such as sampled tokens): another family, or another codebook."""
-    if source.family != tokenizer.family:
+    wanted = family(source.family).tokenizer_family or source.family
+    if tokenizer.family != wanted:
         raise ConfigError(f"{tokenizer.name} is a {family(tokenizer.family).title} tokenizer but the tokens come from "
                           f"a {family(source.family).title} model: use the tokenizer the model was trained with.")
     family(source.family).check_vocab(source.vocab_size, tokenizer)

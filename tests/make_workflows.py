@@ -43,28 +43,62 @@ For the 512 px stage-2 model, load `t2i_XL_stage2_512.pt` instead.
 """
 
 
-# Per sampler row: title, the decoding-method node it takes (the shared 'Next-Token Sampling', or its own
-# 'Speculative Jacobi Decoding' with these widgets), whether it takes the shared 'Entropy Temperature'.
-SAMPLER_ROWS = [
-    ("Plain (LlamaGen)", None, False),
-    ("Entropy temperature", None, True),
-    ("SJD, exact acceptance (lossless)", {"acceptance": "exact (lossless)", "window": 16}, False),
-    ("SJD, entropy acceptance (lossy)", {"acceptance": "entropy (lossy, paper rule)", "window": 16}, False),
-    ("Coupled SJD, exact (lossless)", {"acceptance": "exact (lossless)", "window": 16, "coupled": True}, False),
-]
-NEXT_TOKEN, TEMPERATURE = 6, 7  # ids of the shared option nodes
+VAR_HF = "https://huggingface.co/FoundationVision/var/resolve/main/"
+VAR_MODELS = {
+    "var_d16.pth": {"name": "var_d16.pth", "url": VAR_HF + "var_d16.pth", "directory": "autoregressive"},
+    "vae_ch160v4096z32.pth": {"name": "vae_ch160v4096z32.pth", "url": VAR_HF + "vae_ch160v4096z32.pth",
+                              "directory": "vq"},
+}
+VAR_NOTE = """## Class-to-image with VAR-d16 (next-scale, 256 px)
+
+Models (the loaders offer the downloads when a file is missing), from
+[FoundationVision/var](https://huggingface.co/FoundationVision/var):
+
+* `models/autoregressive/var_d16.pth` (310 M parameters; d20, d24, d30 load the same way)
+* `models/vq/vae_ch160v4096z32.pth` (VAR's multi-scale VQ-VAE, shared by every depth)
+
+Every row uses the same seed and settings: cfg 4 (VAR's demo; guidance ramps up over the 10 scales),
+top-k 900, top-p 0.96 as the VAR demo. Rows: plain, '+Prob.' (the entropy temperature per token, the
+paper's scale-wise preset), '+Scale-wise' (a per-scale factor on the temperature, β 0.3) and both.
+"""
+
+# Per sampler row: title, the decoding-method node it takes (the shared method node of the order, or its
+# own node of the order's row type with these widgets), whether it takes the shared 'Entropy Temperature'.
+ROWS = {
+    "next-token": [
+        ("Plain (LlamaGen)", None, False),
+        ("Entropy temperature", None, True),
+        ("SJD, exact acceptance (lossless)", {"acceptance": "exact (lossless)", "window": 16}, False),
+        ("SJD, entropy acceptance (lossy)", {"acceptance": "entropy (lossy, paper rule)", "window": 16}, False),
+        ("Coupled SJD, exact (lossless)", {"acceptance": "exact (lossless)", "window": 16, "coupled": True}, False),
+    ],
+    "next-scale": [
+        ("Plain (VAR)", None, False),
+        ("+Prob. (entropy temperature)", None, True),
+        ("+Scale-wise (centered-normalized)", {"scale_temperature": "centered-normalized", "beta": 0.3}, False),
+        ("+Prob. +Scale-wise (centered-normalized)", {"scale_temperature": "centered-normalized", "beta": 0.3},
+         True),
+        ("+Prob. +Scale-wise (centered)", {"scale_temperature": "centered", "beta": 0.3}, True),
+    ],
+}
+# The shared method node of each order, and the node type of a row's own method.
+METHOD_NODES = {"next-token": ("ARsampleNextTokenSampling", "ARsampleSpeculativeJacobi"),
+                "next-scale": ("ARsampleNextScaleSampling", "ARsampleNextScaleSampling")}
+SAMPLER_ROWS = ROWS["next-token"]
+NEXT_TOKEN, TEMPERATURE = 6, 7  # ids of the shared option nodes (the order's method, the entropy temperature)
 ROW_HEIGHT = 560
 COLOURS = ["#3f789e", "#a1309b", "#8a8a2a", "#b06634", "#2a8a5a"]
 
 
-def inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, entropy_preset) -> list[Node]:
+def inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, entropy_preset,
+                  order: str = "next-token") -> list[Node]:
     """Loaders, the condition (class or text), the note, and the shared option nodes."""
     nodes = [
         Node(1, "ARsampleModelLoader", (0, 0), {"ckpt_name": model}, size=(320, 110),
              properties={"models": [model_props]} if model_props else {}),
         Node(2, "ARsampleVQLoader", (0, 160), {"vq_name": vq}, size=(320, 90),
              properties={"models": [vq_props]} if vq_props else {}),
-        Node(NEXT_TOKEN, "ARsampleNextTokenSampling", (380, 0), {}, size=(280, 50)),
+        Node(NEXT_TOKEN, METHOD_NODES[order][0], (380, 0), {}, size=(280, 50 if order == "next-token" else 130)),
         Node(TEMPERATURE, "ARsampleEntropyTemperature", (380, ROW_HEIGHT), {"preset": entropy_preset},
              size=(280, 250)),
     ]
@@ -83,15 +117,19 @@ def inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, e
 
 
 def _slug(title: str) -> str:
+    if title.startswith("+"):  # next-scale rows: '+Prob. +Scale-wise (centered)' → 'prob_scalewise_centered'
+        return "_".join(w.strip("+.()").lower().replace("-", "") for w in title.split()
+                        if w.startswith("+") or w.startswith("(c"))
     slug = title.split(",")[0].split(" (")[0].lower().replace(" ", "_")
     if "exact" in title or "entropy acceptance" in title:
         slug += "_exact" if "exact" in title else "_entropy"
     return slug
 
 
-def sampler_row(r: int, common: dict, prefix: str, upscale: int | None) -> tuple[list[Node], dict]:
+def sampler_row(r: int, common: dict, prefix: str, upscale: int | None,
+                order: str = "next-token") -> tuple[list[Node], dict]:
     """One sampler row: its method (shared or own) → 'AR Sample' → decode + entropy map (enlarged) → save/preview."""
-    title, sjd, entropy = SAMPLER_ROWS[r]
+    title, sjd, entropy = ROWS[order][r]
     y, base = r * ROW_HEIGHT, 10 + 10 * r
     method = NEXT_TOKEN if sjd is None else base + 6
     links = {"model": (1, 0), "conditioning": (3, 0), "sampler": (method, 0), "vq": (2, 0)}
@@ -107,7 +145,7 @@ def sampler_row(r: int, common: dict, prefix: str, upscale: int | None) -> tuple
              size=(260, 120)),
     ]
     if sjd is not None:
-        nodes.append(Node(base + 6, "ARsampleSpeculativeJacobi", (380, y), sjd,
+        nodes.append(Node(base + 6, METHOD_NODES[order][1], (380, y), sjd,
                           title=title.split(",")[0] + " options", size=(280, 150)))
     if upscale:  # tiny images: enlarge them (nearest neighbour, so every token stays a crisp block)
         scale = {"upscale_method": "nearest-exact", "scale_by": float(upscale)}
@@ -130,14 +168,15 @@ def sampler_row(r: int, common: dict, prefix: str, upscale: int | None) -> tuple
 def comparison(model: str, vq: str, cfg: float, top_k: int, prefix: str, classes: str | None = None,
                prompt: str | None = None, t5: str = "flan-t5-xl/", model_props=None, vq_props=None,
                note: str | None = None, entropy_preset: str = "llamagen",
-               upscale: int | None = None) -> tuple[list[Node], list[dict]]:
+               upscale: int | None = None, order: str = "next-token",
+               top_p: float = 1.0) -> tuple[list[Node], list[dict]]:
     """Loaders → condition; option nodes (methods, entropy temperature) → one 'AR Sample' per row (same seed)
     → decode, entropy map, save, stats."""
-    common = {"seed": 0, "cfg": cfg, "top_k": top_k, "top_p": 1.0, "temperature": 1.0, "cfg_interval": -1}
-    nodes = inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, entropy_preset)
+    common = {"seed": 0, "cfg": cfg, "top_k": top_k, "top_p": top_p, "temperature": 1.0, "cfg_interval": -1}
+    nodes = inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, entropy_preset, order)
     groups = []
-    for r in range(len(SAMPLER_ROWS)):
-        row, group = sampler_row(r, common, prefix, upscale)
+    for r in range(len(ROWS[order])):
+        row, group = sampler_row(r, common, prefix, upscale, order)
         nodes += row
         groups.append(group)
     return nodes, groups
@@ -155,6 +194,13 @@ WORKFLOW_SPECS = {
         model="c2i_L_384.pt", vq="vq_ds16_c2i.pt", classes="207, 360, 387, 974", cfg=4.0, top_k=2000,
         prefix="ARsample/llamagen_c2i", model_props=LLAMAGEN_MODELS["c2i_L_384.pt"],
         vq_props=LLAMAGEN_MODELS["vq_ds16_c2i.pt"]),
+    "ARsample_embedded_var_compare_samplers": dict(
+        model="embedded:tiny-var", vq="embedded:tiny-var", classes="circle, ring, triangle, dots", cfg=2.0, top_k=32,
+        prefix="ARsample/embedded_var", entropy_preset="star", upscale=8, order="next-scale"),
+    "ARsample_var_c2i_compare_samplers": dict(
+        model="var_d16.pth", vq="vae_ch160v4096z32.pth", classes="207, 360, 387, 974", cfg=4.0, top_k=900,
+        top_p=0.96, prefix="ARsample/var_c2i", model_props=VAR_MODELS["var_d16.pth"],
+        vq_props=VAR_MODELS["vae_ch160v4096z32.pth"], note=VAR_NOTE, entropy_preset="star", order="next-scale"),
 }
 
 
@@ -185,6 +231,30 @@ def write_thumbnails(out_dir: Path = WORKFLOWS) -> None:
     img = Image.fromarray(sheet)
     img.thumbnail((640, 640))
     img.save(out_dir / "ARsample_embedded_compare_samplers.jpg", quality=90)
+
+    from arsample.samplers import NextScale, NextScaleOptions, NamedSampler, ScaleTemperature
+
+    _, files = embedded_files("tiny-var")
+    model, tokenizer = load_model(files[MODEL], name="embedded:tiny-var"), load_tokenizer(files[TOKENIZER])
+    base = SamplerSettings(cfg_scale=2.0, top_k=32)
+    samplers = [named_sampler(n, base, "star") for n in ("scale", "scale-entropy", "scale-scalewise",
+                                                          "scale-entropy-scalewise")]
+    centered = NextScale(NextScaleOptions(scale_temperature=ScaleTemperature("centered")))
+    samplers.append(NamedSampler("scale-entropy-scalewise:centered", samplers[-1].settings, centered))
+    sheet, _ = comparison_sheet(model, tokenizer, [0, 5, 2, 9], samplers, seed=0)
+    img = Image.fromarray(sheet)
+    img.thumbnail((640, 640))
+    img.save(out_dir / "ARsample_embedded_var_compare_samplers.jpg", quality=90)
+
+    card = Image.new("RGB", (640, 360), (24, 26, 32))
+    draw = ImageDraw.Draw(card)
+    lines = ["VAR c2i, next-scale (var_d16.pth + vae_ch160v4096z32.pth)", "",
+             "plain  vs  +Prob. (entropy temperature)", "vs  +Scale-wise  vs  both (two scale-wise forms)", "",
+             "same seed, side by side, with per-scale entropy maps", "",
+             "models: huggingface.co/FoundationVision/var"]
+    for i, line in enumerate(lines):
+        draw.text((32, 40 + 32 * i), line, fill=(235, 235, 235))
+    card.save(out_dir / "ARsample_var_c2i_compare_samplers.jpg", quality=90)
 
     card = Image.new("RGB", (640, 360), (24, 26, 32))
     draw = ImageDraw.Draw(card)

@@ -39,9 +39,10 @@ def no_work(monkeypatch):
 
     for target in ("arsample.cli.generate.load_tokenizer", "arsample.cli.generate.load_model",
                    "arsample.cli.generate.load_t5", "arsample.cli.decode.load_tokenizer", "arsample.cli.decode.load_tokens",
-                   "arsample.cli.convert.read_checkpoint", "arsample.models.t5.read_t5_checked",
-                   "arsample.cli.demo.load_model", "arsample.cli.demo.load_tokenizer", "arsample.cli.bench.load_embedded",
-                   "arsample.cli.bench.load_evaluator", "arsample.cli.train.run_training"):
+                   "arsample.cli.convert.read_model_file", "arsample.models.t5.read_t5_checked",
+                   "arsample.cli.demo.load_model", "arsample.cli.demo.load_tokenizer", "arsample.cli.bench.load_model",
+                   "arsample.cli.bench.load_tokenizer", "arsample.cli.bench.load_evaluator", "arsample.lab.train.run",
+                   "arsample.lab.train_var.run"):
         monkeypatch.setattr(target, loaded)
 
 

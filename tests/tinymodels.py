@@ -85,3 +85,24 @@ def write_t2i_standins(models_dir, golden_dir) -> dict:
     torch.save({"model": vq.state_dict()}, paths["vq"])
     shutil.copytree(Path(golden_dir) / "t5_tiny", paths["t5"], dirs_exist_ok=True)
     return paths
+
+
+def write_var_standins(models_dir) -> dict:
+    """Tiny random VAR files under the official names, as the official raw-state-dict pickles:
+    ``autoregressive/var_d16.pth`` (depth 2, width 64, 1000 classes, VAR's 256 px scale list) and
+    ``vq/vae_ch160v4096z32.pth`` (a 16x multi-scale VQ-VAE with the same 4096-code codebook)."""
+    from pathlib import Path
+
+    from arsample.models.var import PATCH_NUMS, VARConfig, VARTransformer, VARVQVAE, VQVAEConfig
+
+    root = Path(models_dir)
+    (root / "autoregressive").mkdir(parents=True, exist_ok=True)
+    (root / "vq").mkdir(parents=True, exist_ok=True)
+    var = randomize_(VARTransformer(VARConfig(depth=2, embed_dim=64, num_heads=2, mlp_hidden=128, num_classes=1000,
+                                              vocab_size=4096, cvae=8, patch_nums=PATCH_NUMS[256])), seed=7)
+    vae = randomize_(VARVQVAE(VQVAEConfig(vocab_size=4096, z_channels=8, ch=32, ch_mult=(1, 1, 1, 1, 1),
+                                          num_res_blocks=1, using_sa=False, using_mid_sa=False)), seed=8)
+    paths = {"var": root / "autoregressive" / "var_d16.pth", "vae": root / "vq" / "vae_ch160v4096z32.pth"}
+    torch.save(var.state_dict(), paths["var"])
+    torch.save(vae.state_dict(), paths["vae"])
+    return paths

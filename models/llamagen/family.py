@@ -93,11 +93,9 @@ class LlamaGenFamily(Family):
         return TokenizerInfo(self.name, name, tokenizer.codebook_size)
 
     def embedded_models(self) -> tuple[str, ...]:
-
-        return tuple(shipped.EMBEDDED_MODELS)
+        return shipped.embedded_names(self.name)
 
     def embedded_files(self, name: str) -> dict[str, Path]:
-
         paths = shipped.embedded_paths(name)
         return {role: paths[key] for role, key in _EMBEDDED_ROLES.items()}
 
@@ -108,7 +106,7 @@ class LlamaGenFamily(Family):
         shown = tuple(names) if names is not None else tuple(str(int(i)) for i in ids)
         return Condition(self.name, CLASS, LlamaGenCondition(labels=labels), shown)
 
-    def prompt_condition(self, info, features, mask, prompts: Sequence[str]) -> Condition:
+    def prompt_condition(self, info, features, mask, prompts: Sequence[str], pooled=None, null=None) -> Condition:
         cond = Condition(self.name, PROMPT, LlamaGenCondition(caption=features, caption_mask=mask), tuple(prompts))
         self.check_fit(info, cond)
         return cond
@@ -153,13 +151,13 @@ def _embedded_source(path) -> str | None:
     if path is None:
         return None
     real = os.path.realpath(path)
-    return next((n for n, files in shipped.EMBEDDED_MODELS.items() if os.path.realpath(files["gpt"]) == real), None)
+    return next((n for n in shipped.embedded_names("llamagen")
+                 if os.path.realpath(shipped.EMBEDDED_MODELS[n]["gpt"]) == real), None)
 
 
 def _class_names(num_classes: int, embedded: str | None) -> tuple[str, ...] | None:
     """The embedded model's own names, ImageNet's for 1000-class models, else none (ids only)."""
     if embedded is not None:
-
         return tuple(shipped.CLASS_NAMES) if len(shipped.CLASS_NAMES) == num_classes else None
     return imagenet_class_names() if num_classes == 1000 else None
 

@@ -33,6 +33,11 @@ PATCH_NUMS: dict[int, tuple[int, ...]] = {
     512: (1, 2, 3, 4, 6, 9, 13, 18, 24, 32),
     1024: (1, 2, 3, 4, 5, 7, 9, 12, 16, 21, 27, 36, 48, 64),
 }
+# Every scale pyramid a token file may hold, for files that do not store their layout.
+KNOWN_PYRAMIDS: dict[str, tuple[int, ...]] = {
+    **{f"{size} px": patch for size, patch in PATCH_NUMS.items()},
+    "the embedded tiny-var, 32 px": (1, 2, 3, 4, 6, 8, 16),
+}
 OFFICIAL_DEPTHS = (16, 20, 24, 30, 36)
 _SHARED_ALN_DEPTHS = {36: 512}  # depth → image size of the official shared-AdaLN models
 
@@ -55,6 +60,7 @@ class VARConfig:
     shared_aln: bool = False
     attn_l2_norm: bool = True
     norm_eps: float = 1e-6
+    downsample: int = 16  # the paired VQ-VAE's downsample factor: image side = downsample × last scale side
     name: str = ""
 
     def __post_init__(self):
@@ -78,6 +84,11 @@ class VARConfig:
     @property
     def num_tokens(self) -> int:
         return sum(p * p for p in self.patch_nums)
+
+    @property
+    def image_size(self) -> int:
+        """Side of the generated images in pixels."""
+        return self.downsample * self.patch_nums[-1]
 
     @property
     def begin_ends(self) -> tuple[tuple[int, int], ...]:
@@ -224,7 +235,7 @@ def resolve_var_config(state: Mapping[str, torch.Tensor], filename: str, metadat
     from_name = parse_var_filename(filename)
     override = dict(override or {})
     image_size = override.pop("image_size", None)
-    for key in ("norm_eps", "name", "num_heads"):
+    for key in ("norm_eps", "name", "num_heads", "downsample"):
         if key in from_meta and key not in fields:
             fields[key] = from_meta[key]
     if "num_heads" not in fields and "num_heads" not in override:
@@ -238,10 +249,10 @@ def resolve_var_config(state: Mapping[str, torch.Tensor], filename: str, metadat
     if "patch_nums" not in fields:
         fields["patch_nums"] = tuple(from_meta.get("patch_nums") or patch_nums_for(from_name.get("image_size", 256)))
         notes.append(f"scale list not stored in the file: assumed {fields['patch_nums']}")
-    if image_size is not None and 16 * fields["patch_nums"][-1] != int(image_size):
-        raise ConfigError(f"This VAR generates {16 * fields['patch_nums'][-1]} px images (its position table is "
-                          f"fixed to the scales {fields['patch_nums']}); it cannot make {image_size} px. Choose "
-                          f"'auto' or {16 * fields['patch_nums'][-1]}.")
+    native = int(fields.get("downsample", 16)) * fields["patch_nums"][-1]
+    if image_size is not None and native != int(image_size):
+        raise ConfigError(f"This VAR generates {native} px images (its position table is fixed to the scales "
+                          f"{fields['patch_nums']}); it cannot make {image_size} px. Choose 'auto' or {native}.")
     fields.update({k: v for k, v in override.items() if k in VARConfig.__dataclass_fields__})
     return VARConfig(**fields), notes
 
@@ -285,7 +296,7 @@ def infer_vqvae_config(state: Mapping[str, torch.Tensor], filename: str = "", me
 
 
 __all__ = [
-    "VARConfig", "VQVAEConfig", "PATCH_NUMS", "OFFICIAL_DEPTHS", "var_config", "patch_nums_for",
+    "VARConfig", "VQVAEConfig", "PATCH_NUMS", "KNOWN_PYRAMIDS", "OFFICIAL_DEPTHS", "var_config", "patch_nums_for",
     "parse_var_filename", "parse_vae_filename", "detect_kind", "infer_var_shapes", "resolve_var_config",
     "infer_vqvae_config",
 ]

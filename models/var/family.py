@@ -9,6 +9,7 @@ scales drawn so far, which is a coarse but complete picture of the whole image a
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import numpy as np
@@ -16,15 +17,17 @@ import torch
 
 from ... import imaging
 from ...errors import ConfigError, SamplingError
+from .. import embedded as shipped
 from ..registry import CLASS, MODEL, TOKENIZER, Condition, Family, ModelInfo, TokenizerInfo
 from ..registry import check_class_ids, imagenet_class_names
-from .config import PATCH_NUMS, detect_kind
+from .config import KNOWN_PYRAMIDS, detect_kind
 from .loader import var_from_state_dict, vqvae_from_state_dict
 from .session import VARPair
 from .transformer import VARCondition, VARTransformer
 from .vqvae import VARVQVAE
 
 _ROLES = {"var": MODEL, "var-vqvae": TOKENIZER}
+_EMBEDDED_ROLES = {MODEL: "var", TOKENIZER: "vqvae"}
 
 
 class VARFamily(Family):
@@ -56,13 +59,24 @@ class VARFamily(Family):
 
     def model_info(self, model: VARTransformer, name: str, path) -> ModelInfo:
         c = model.config
-        names = imagenet_class_names() if c.num_classes == 1000 else None
+        embedded = _embedded_source(path)
+        if embedded is not None:
+            names = tuple(shipped.CLASS_NAMES) if len(shipped.CLASS_NAMES) == c.num_classes else None
+        else:
+            names = imagenet_class_names() if c.num_classes == 1000 else None
         return ModelInfo(family=self.name, name=name, kind=CLASS, vocab_size=c.vocab_size,
                          layout=tuple(model.token_layout), num_classes=c.num_classes, class_names=names,
                          preset=self.preset)
 
     def tokenizer_info(self, tokenizer: VARVQVAE, name: str) -> TokenizerInfo:
         return TokenizerInfo(self.name, name, tokenizer.codebook_size)
+
+    def embedded_models(self) -> tuple[str, ...]:
+        return shipped.embedded_names(self.name)
+
+    def embedded_files(self, name: str) -> dict:
+        paths = shipped.embedded_paths(name)
+        return {role: paths[key] for role, key in _EMBEDDED_ROLES.items()}
 
     # -- conditions -------------------------------------------------------------------------
     def class_condition(self, info, ids, names=None) -> Condition:
@@ -71,7 +85,7 @@ class VARFamily(Family):
         shown = tuple(names) if names is not None else tuple(str(int(i)) for i in ids)
         return Condition(self.name, CLASS, VARCondition(labels=labels), shown)
 
-    def prompt_condition(self, info, features, mask, prompts: Sequence[str]) -> Condition:
+    def prompt_condition(self, info, features, mask, prompts: Sequence[str], pooled=None, null=None) -> Condition:
         raise SamplingError(f"{info.name} is a class-to-image VAR model: give class ids, not a prompt.")
 
     def check_fit(self, info: ModelInfo, cond: Condition) -> None:
@@ -87,10 +101,10 @@ class VARFamily(Family):
         return tokenizer.decode_tokens(tokens.to(tokenizer.device), layout.scales)
 
     def layout_for(self, num_tokens: int) -> tuple[tuple[int, int], ...]:
-        for patch in PATCH_NUMS.values():
+        for patch in KNOWN_PYRAMIDS.values():
             if sum(p * p for p in patch) == num_tokens:
                 return tuple((p, p) for p in patch)
-        known = ", ".join(f"{sum(p * p for p in v)} ({k} px)" for k, v in PATCH_NUMS.items())
+        known = ", ".join(f"{sum(p * p for p in v)} ({k})" for k, v in KNOWN_PYRAMIDS.items())
         raise SamplingError(f"{num_tokens} tokens are not a VAR scale pyramid; expected {known}.")
 
     @torch.no_grad()
@@ -113,6 +127,15 @@ class VARFamily(Family):
             raise SamplingError("VAR samples scale by scale through its VQ-VAE: connect the VQ-VAE "
                                 "(vae_ch160v4096z32) to the sampler.")
         return model.bind(tokenizer)
+
+
+def _embedded_source(path) -> str | None:
+    """The embedded model whose transformer file ``path`` is, or None."""
+    if path is None:
+        return None
+    real = os.path.realpath(path)
+    return next((n for n in shipped.embedded_names("var")
+                 if os.path.realpath(shipped.EMBEDDED_MODELS[n]["var"]) == real), None)
 
 
 FAMILY = VARFamily()

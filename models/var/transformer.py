@@ -201,7 +201,7 @@ class VARTransformer(nn.Module):
 
     @property
     def image_size(self) -> int:
-        return 16 * self.config.patch_nums[-1]
+        return self.config.image_size
 
     @property
     def dtype(self) -> torch.dtype:

@@ -43,11 +43,13 @@ def comfy_models(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def server(comfy):
-    """The server with tiny random stand-ins of the official LlamaGen files in its models folder
-    (``c2i_L_384.pt``, ``vq_ds16_c2i.pt``, ``t2i_XL_stage1_256.pt``, ``vq_ds16_t2i.pt``, ``flan-t5-xl/``)."""
-    from tinymodels import write_official_standins, write_t2i_standins
+    """The server with tiny random stand-ins of the official LlamaGen and VAR files in its models folder
+    (``c2i_L_384.pt``, ``vq_ds16_c2i.pt``, ``t2i_XL_stage1_256.pt``, ``vq_ds16_t2i.pt``, ``flan-t5-xl/``,
+    ``var_d16.pth``, ``vae_ch160v4096z32.pth``)."""
+    from tinymodels import write_official_standins, write_t2i_standins, write_var_standins
 
     write_official_standins(comfy.models_path)
+    write_var_standins(comfy.models_path)
     write_t2i_standins(comfy.models_path, Path(__file__).resolve().parents[1] / "fixtures" / "golden")
     return comfy
 

@@ -73,9 +73,13 @@ def test_shipped_workflow_runs(server, object_info, workflow):
     assert set(decode_sources) <= set(images)
     types = [p["class_type"] for p in prompt.values()]
     assert types.count("ARsampleSample") == 5 and not {"ARsampleSampler", "ARsampleEntropySJDSampler"} & set(types)
-    assert {"ARsampleNextTokenSampling", "ARsampleSpeculativeJacobi", "ARsampleEntropyTemperature"} <= set(types)
-    # the embedded model's 32x32 pictures are enlarged 8x (nearest neighbour) so a person can see them
-    size = 32 * 8 if "embedded" in workflow.stem else (256 if "t2i" in workflow.stem else 384)
+    if "var" in workflow.stem:  # next-scale: the shared method node and the rows' own scale-wise ones
+        assert types.count("ARsampleNextScaleSampling") == 4 and "ARsampleEntropyTemperature" in types
+    else:
+        assert {"ARsampleNextTokenSampling", "ARsampleSpeculativeJacobi", "ARsampleEntropyTemperature"} <= set(types)
+    # the embedded models' 32x32 pictures are enlarged 8x (nearest neighbour) so a person can see them
+    size = 32 * 8 if "embedded" in workflow.stem else (256 if "t2i" in workflow.stem or "var" in workflow.stem
+                                                       else 384)
     conds = [p for p in prompt.values() if p["class_type"] in ("ARsampleClassCondition", "ARsampleTextCondition")]
     count = len(conds[0]["inputs"]["classes"].split(",")) if "classes" in conds[0]["inputs"] else 1
     for node_id in decode_sources:
