@@ -11,8 +11,11 @@ import numpy as np
 
 from .. import imaging
 from ..errors import ARSampleError
+from ..models.clip_text import encode_sd21_prompts
 from ..models.registry import (CLASS, MODEL, PROMPT, TOKENIZER, Condition, Loaded, check_order, check_pair,
-                               check_prompt_width, embedded_files, load_model, load_tokenizer, require_kind)
+                               check_prompt_width, check_text_encoder, embedded_files, load_model, load_tokenizer,
+                               require_kind)
+from ..models.star import CROSS_ATTN_MODES
 from ..models.t5 import load_t5
 from ..outputs import OutputPlan
 from ..samplers import (PRESETS, NamedSampler, NextScaleOptions, NextToken, SamplerSettings, ScaleTemperature,
@@ -25,9 +28,10 @@ SAMPLERS = ("plain", "entropy", "sjd")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("generate", help="sample images from a model + its tokenizer (LlamaGen GPT + VQ, VAR + VQ-VAE)",
+    p = sub.add_parser("generate", help="sample images from a model + its tokenizer (LlamaGen GPT + VQ, VAR or STAR + VQ-VAE)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--gpt", help="model checkpoint (.pt/.pth or .safetensors): a LlamaGen GPT or a VAR transformer")
+    p.add_argument("--gpt", help="model checkpoint (.pt/.pth or .safetensors): a LlamaGen GPT, a VAR transformer or a STAR "
+                                   "snapshot")
     p.add_argument("--vq", help="its tokenizer (.pt/.pth or .safetensors): a LlamaGen VQ or VAR's VQ-VAE")
     p.add_argument("--model", help="an embedded model by name instead of --gpt/--vq (e.g. 'tiny')")
     p.add_argument("--classes", help="class-to-image: class ids, one image each, in order (repeat for more)")
@@ -38,6 +42,13 @@ def register(sub) -> None:
                                           "T5 v1.1 tokenizer, which FLAN-T5 shares)")
     p.add_argument("--t5-dtype", choices=("fp32", "bf16", "fp16"), default=None,
                    help="T5 weight dtype (default: bf16 on CUDA, fp32 on CPU)")
+    p.add_argument("--clip", help="text-to-image with STAR: the Stable Diffusion 2.1 text encoder (CLIP ViT-H/14), the "
+                                  "SD 2.1 folder as downloaded or one holding text_encoder/ and tokenizer/ (needs "
+                                  "'pip install transformers', the [star] extra)")
+    p.add_argument("--cross-attn-mode", choices=CROSS_ATTN_MODES, default=None,
+                   help="STAR only: how a batch's rows read the text (default per-prompt, the reference's images "
+                        "for each prompt; row0-broadcast reproduces the reference's batches; per-row is standard "
+                        "guidance). See README")
     p.add_argument("--no-prompt-cleaning", action="store_true",
                    help="feed prompts as typed (the reference lower-cases and tidies them first)")
     p.add_argument("--sampler", choices=SAMPLERS, default="plain",
@@ -124,21 +135,29 @@ def run(args) -> int:
     out, tokens_path, map_path = args.out, args.save_tokens, args.entropy_map
     if bool(args.classes) == bool(args.prompt):
         raise ARSampleError("Give --classes (class-to-image) or --prompt (text-to-image), one of the two.")
-    if args.prompt and not args.t5:
-        raise ARSampleError("--prompt needs the text encoder: --t5 PATH (the flan-t5-xl folder from Hugging Face, "
-                            "or a single .safetensors of its encoder).")
+    if args.prompt and not (args.t5 or args.clip):
+        raise ARSampleError("--prompt needs the text encoder: --t5 PATH for LlamaGen (the flan-t5-xl folder from "
+                            "Hugging Face, or a single .safetensors of its encoder), --clip PATH for STAR (the Stable "
+                            "Diffusion 2.1 folder).")
+    if args.t5 and args.clip:
+        raise ARSampleError("Give one text encoder: --t5 (LlamaGen) or --clip (STAR).")
     classes = parse_int_list(args.classes, "--classes") if args.classes else None
     base = base_settings(args)
     device = pick_device(args.device)
     files = _model_files(args)
     plan = OutputPlan(outputs={"--out": out, "--save-tokens": tokens_path, "--entropy-map": map_path},
-                      inputs={**files, "--t5": args.t5, "--t5-tokenizer": args.t5_tokenizer}).check()
+                      inputs={**files, "--t5": args.t5, "--t5-tokenizer": args.t5_tokenizer, "--clip": args.clip}).check()
 
     gpt_path, vq_path = files.values()
     tokenizer = load_tokenizer(vq_path, device=device)
     model = load_model(gpt_path, dtype=args.dtype, device=device, image_size=args.image_size, tokenizer=tokenizer,
                        name=f"embedded:{args.model}" if args.model else f"'{Path(gpt_path).name}'")
     check_pair(model.info, tokenizer.info)
+    if args.cross_attn_mode is not None:
+        if model.family.name != "star":
+            raise ARSampleError(f"--cross-attn-mode applies to STAR models; {model.info.name} is a "
+                                f"{model.family.title} model.")
+        model.module.with_cross_attn_mode(args.cross_attn_mode)
     check_sampler_flags(args, model.family.order)
     cond = _condition(args, model, classes, device)
     sampler = sampler_from_args(args, base, model.info.preset, model.family.order)
@@ -177,6 +196,12 @@ def _condition(args, model: Loaded, classes: list[int] | None, device) -> Condit
     require_kind(info, CLASS if classes is not None else PROMPT, "cli")
     if classes is not None:
         return entry.class_condition(info, classes)
+    if args.clip:
+        check_text_encoder(info, "clip", "cli")
+        text, empty = encode_sd21_prompts(args.clip, args.prompt, device=device, expected_width=info.prompt.width)
+        return entry.prompt_condition(info, text.states, text.mask, args.prompt, pooled=text.pooled,
+                                      null=(empty.states, empty.mask, empty.pooled))
+    check_text_encoder(info, "t5", "cli")  # before reading the encoder: a STAR model needs --clip instead
     dtype = args.t5_dtype or ("bf16" if device.type == "cuda" else "fp32")
     encoder = load_t5(args.t5, tokenizer=args.t5_tokenizer, dtype=dtype, device=device)
     check_prompt_width(info, encoder.width, "cli")

@@ -48,12 +48,14 @@ _HOST_HINTS = {
 @dataclass(frozen=True)
 class PromptSpec:
     """What a prompt model reads: ``length`` feature rows of ``width``, the prompt's rows at the
-    ``align`` end (the rest masked), from the text encoder named in ``encoder`` (for messages)."""
+    ``align`` end (the rest masked), from the text encoder named in ``encoder`` (for messages) of
+    ``encoder_kind`` (what hosts load: ``t5`` or ``clip``)."""
 
     length: int
     width: int
     encoder: str
     align: str = "left"
+    encoder_kind: str = "t5"  # which text encoder hosts must load: "t5" (FLAN-T5-XL) or "clip" (SD-2.1 CLIP-H)
 
 
 @dataclass(frozen=True)
@@ -324,14 +326,33 @@ def check_order(info: ModelInfo, method) -> None:
                             f"{entry.title} model that decodes {entry.order}: connect a {entry.order} sampler.")
 
 
-def check_prompt_width(info: ModelInfo, width: int, host: str) -> None:
-    """Refuse a class model (the kind check) and a text encoder whose features are not as wide as the model
-    reads, before encoding."""
-    require_kind(info, PROMPT, host)
+def check_prompt_width(info: ModelInfo, width: int, host: str, encoder_kind: str = "t5") -> None:
+    """Refuse a class model (the kind check), a text encoder of another kind, and one whose features are not
+    as wide as the model reads, before encoding."""
+    check_text_encoder(info, encoder_kind, host)
     if width != info.prompt.width:
         raise ConfigError(f"The text encoder gives {width}-wide features but {info.name} reads "
                           f"{info.prompt.width}-wide captions. {family(info.family).title} prompt models need "
                           f"{info.prompt.encoder}.")
+
+
+# How each host gives each kind of text encoder.
+_ENCODER_HINTS = {
+    "node": {"t5": "'Load T5 Text Encoder' into 'Text Condition (T5)'",
+             "clip": "ComfyUI's 'Load CLIP' (type stable_diffusion, an SD 2.x text encoder) into 'Text Condition (CLIP)'"},
+    "cli": {"t5": "--t5 PATH (the flan-t5-xl folder, or one .safetensors of its encoder)",
+            "clip": "--clip PATH (the Stable Diffusion 2.1 folder, or its text_encoder/ and tokenizer/)"},
+}
+
+
+def check_text_encoder(info: ModelInfo, encoder_kind: str, host: str) -> None:
+    """Refuse a class model (the kind check) and a text encoder of another kind than the model reads
+    ("t5" or "clip"), saying which one to give on this host."""
+    require_kind(info, PROMPT, host)
+    wanted = info.prompt.encoder_kind
+    if encoder_kind != wanted:
+        raise ConfigError(f"{info.name} reads {info.prompt.encoder}, not a {encoder_kind.upper()} text encoder: "
+                          f"give {_ENCODER_HINTS[host][wanted]}.")
 
 
 def check_class_ids(info: ModelInfo, ids: Sequence[int]) -> None:

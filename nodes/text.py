@@ -21,11 +21,12 @@ from comfy.text_encoders.t5 import T5
 
 from ..errors import SamplingError
 from ..models.dtypes import parse_dtype
-from ..models.registry import check_prompt_width
+from ..models.registry import check_prompt_width, check_text_encoder
 from ..models.sources import not_in_folder, require_file_name
 from ..models.t5 import T5PromptTokenizer, left_align, read_t5_checked
 from ..models.t5.text_encoder import tokenize_prompts
 from ._comfy import AR_COND, AR_MODEL, AR_TEXT_ENCODER, CATEGORY, io
+from .clip_text_features import features_from_comfy_clip
 from .patching import make_patcher, unload
 from .payloads import ARModelHandle, ARTextEncoderHandle
 
@@ -155,4 +156,39 @@ class TextCondition(io.ComfyNode):
         features, mask = encode_prompts(text_encoder, [prompt], spec.length, clean_prompt, spec.align)
         cond = model.family.prompt_condition(model.info, features.repeat(batch_size, 1, 1), mask.repeat(batch_size, 1),
                                              [prompt] * batch_size)
+        return io.NodeOutput(cond)
+
+
+class ClipTextCondition(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="ARsampleClipTextCondition",
+            display_name="Text Condition (CLIP)",
+            category=CATEGORY,
+            description="A prompt for a text-to-image model that reads CLIP ViT-H/14 (STAR), encoded with the "
+                        "Stable Diffusion 2.x text encoder from ComfyUI's own 'Load CLIP' (type stable_diffusion) as "
+                        "the reference does: 77 tokens, the last layer after the final LayerNorm, the pooled end "
+                        "token. The empty prompt gives the unconditional rows of guidance.",
+            inputs=[
+                AR_MODEL.Input("model", tooltip="The text-to-image model (to check the kind and the width)."),
+                io.Clip.Input("clip", tooltip="From ComfyUI's 'Load CLIP' with an SD 2.x text encoder "
+                                              "(e.g. the SD 2.1 'open_clip' / text_encoder file), type stable_diffusion."),
+                io.String.Input("prompt", multiline=True, default="a photo of a red fox in the snow",
+                                tooltip="What to generate (at most 77 CLIP tokens; longer prompts are cut)."),
+                io.Int.Input("batch_size", default=1, min=1, max=64, tooltip="Images for this prompt."),
+            ],
+            outputs=[AR_COND.Output(display_name="conditioning")],
+        )
+
+    @classmethod
+    def execute(cls, model: ARModelHandle, clip, prompt: str, batch_size: int) -> io.NodeOutput:
+        check_text_encoder(model.info, "clip", "node")
+        if not prompt.strip():
+            raise SamplingError("The prompt is empty: type what to generate.")
+        text, empty = features_from_comfy_clip(clip, [prompt], expected_width=model.info.prompt.width)
+        b = batch_size
+        cond = model.family.prompt_condition(
+            model.info, text.states.repeat(b, 1, 1), text.mask.repeat(b, 1), [prompt] * b,
+            pooled=text.pooled.repeat(b, 1), null=(empty.states, empty.mask, empty.pooled))
         return io.NodeOutput(cond)

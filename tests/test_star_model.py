@@ -103,7 +103,7 @@ def test_config_checks():
     with pytest.raises(ConfigError, match="coarse to fine"):
         StarConfig(patch_nums=(2, 1))
     assert set(CROSS_ATTN_MODES) == {"per-row", "per-prompt", "row0-broadcast"}
-    assert StarConfig().cross_attn_mode == "per-row"
+    assert StarConfig().cross_attn_mode == "per-prompt"  # the released sampling code's result, per prompt
 
 
 def test_scale_list_from_the_scale_count_and_hints(state):
@@ -134,7 +134,7 @@ def test_safetensors_metadata_round_trip(tmp_path, state, io):
     save_safetensors_atomic(model.state_dict(), path, model.config.to_metadata())
     loaded = load_star(path)  # no override: the metadata carries the scale list and the RoPE settings
     assert loaded.config.patch_nums == PATCH and loaded.config.rope_theta == 100.0 and loaded.config.rope_norm == 32.0
-    assert loaded.config.cross_attn_mode == "per-row"  # a run-time choice, not stored
+    assert loaded.config.cross_attn_mode == "per-prompt"  # a run-time choice, not stored: the default
     rows = [0, 1]
     args = (io["text_states"][rows], io["text_mask"][rows], io["pooled"][rows], io["tf_input"])
     torch.testing.assert_close(loaded.with_cross_attn_mode("row0-broadcast")(*args), io["tf_logits_theta100_norm32"],

@@ -114,3 +114,53 @@ def test_convert_a_snapshot_and_load_it_back(files, tmp_path, capsys):
         assert torch.equal(a, b), k
     with pytest.raises(ARSampleError):
         registry.load_tokenizer(files["star"])
+
+
+def test_generate_with_a_clip_folder(files, tmp_path, capsys):
+    """`arsample generate` on a STAR snapshot with --clip (a tiny SD-2.1-style folder, as wide as the model reads):
+    writes the images and tokens; a CLIP of another width, --t5 for STAR and --clip for a class model are refused
+    before anything is written."""
+    pytest.importorskip("transformers")
+    import numpy as np
+
+    from arsample.cli import main
+    from test_clip_text import WORDS, tiny_clip_vocab, tiny_text_model, write_text_encoder, write_tokenizer
+
+    def sd21(width: int):
+        root = tmp_path / f"sd21-{width}"
+        vocab, merges = tiny_clip_vocab(WORDS)
+        write_tokenizer(root / "tokenizer", vocab, merges)
+        write_text_encoder(tiny_text_model(len(vocab), width=width), root / "text_encoder")
+        return root
+
+    width = registry.load_model(files["star"]).info.prompt.width
+    out, tokens = tmp_path / "star.png", tmp_path / "tokens.npy"
+    argv = ["generate", "--gpt", str(files["star"]), "--vq", str(files["vae"]), "--clip", str(sd21(width)),
+            "--prompt", "a red fox in the snow", "--prompt", "a cat", "--sampler", "entropy", "--cfg", "3",
+            "--out", str(out), "--save-tokens", str(tokens), "--device", "cpu"]
+    assert main(argv) == 0
+    assert np.load(tokens).shape == (2, 30) and out.stat().st_size > 0
+    for flag, value, words in (("--clip", str(sd21(width + 8)), "-wide features"),
+                               ("--cross-attn-mode", "sideways", "invalid choice")):
+        bad = list(argv)
+        if flag in bad:
+            bad[bad.index(flag) + 1] = value
+        else:
+            bad += [flag, value]
+        out.unlink(missing_ok=True)
+        if words == "invalid choice":  # argparse refuses it
+            with pytest.raises(SystemExit):
+                main(bad)
+        else:
+            assert main(bad) == 2
+        assert words in capsys.readouterr().err
+        assert not out.exists()
+    t5 = list(argv)
+    t5[t5.index("--clip")] = "--t5"
+    assert main(t5) == 2
+    assert "--clip PATH" in capsys.readouterr().err
+    var_argv = ["generate", "--gpt", str(files["var"]), "--vq", str(files["vae"]), "--clip", str(sd21(width)),
+                "--prompt", "a cat", "--out", str(out)]
+    assert main(var_argv) == 2
+    assert "class-to-image" in capsys.readouterr().err
+

@@ -52,9 +52,9 @@ class StarConfig:
 
     ``text_dim`` is the reference's ``in_dim_cross`` (the text encoder's width). ``rope_norm``: token
     positions of a p×p map are rescaled from [0, p − 1] to [0, rope_norm] (None: not rescaled).
-    ``cross_attn_mode``: "per-row" (default: every row attends to its own text, the unconditional
-    rows to the empty prompt), "per-prompt" (each prompt's unconditional row receives that prompt's
-    cross-attention output: the reference run one prompt at a time, batched) or "row0-broadcast"
+    ``cross_attn_mode``: "per-prompt" (default: each prompt's unconditional row receives that prompt's
+    cross-attention output: the reference run one prompt at a time, batched), "per-row" (every row
+    attends to its own text, the unconditional rows to the empty prompt) or "row0-broadcast"
     (compatibility mode: the reference adds row 0's cross-attention output to every row of the
     batch, other prompts and unconditional rows included); see ``transformer.py``. ``downsample``: the
     paired VQ-VAE's factor (image side = downsample × last scale side).
@@ -73,7 +73,7 @@ class StarConfig:
     rope_norm: float | None = 64.0
     norm_eps: float = 1e-6
     logit_norm: bool = True
-    cross_attn_mode: str = "per-row"
+    cross_attn_mode: str = "per-prompt"
     downsample: int = 16
     name: str = ""
 

@@ -70,7 +70,7 @@ class StarFamily(Family):
 
     def model_info(self, model: StarTransformer, name: str, path) -> ModelInfo:
         c = model.config
-        spec = PromptSpec(length=TEXT_LENGTH, width=c.text_dim, encoder=TEXT_ENCODER)
+        spec = PromptSpec(length=TEXT_LENGTH, width=c.text_dim, encoder=TEXT_ENCODER, encoder_kind="clip")
         return ModelInfo(family=self.name, name=name, kind=PROMPT, vocab_size=c.vocab_size,
                          layout=tuple(model.token_layout), prompt=spec, preset=self.preset)
 

@@ -21,12 +21,18 @@ rows of guidance — receives row 0's cross-attention output (the other rows' te
 discarded). Three modes (``StarConfig.cross_attn_mode``):
 
 - ``"row0-broadcast"``: exactly the reference at any batch size (row 0 alone is computed).
-- ``"per-prompt"``: in a guided session each prompt's cross-attention output (queries from its
-  conditional row) goes to its conditional and its unconditional row: exactly the reference run one
-  prompt at a time (batch 1, the default of its ``sample.py`` and demo), for a batch of prompts.
+- ``"per-prompt"`` (default): in a guided session each prompt's cross-attention output (queries from
+  its conditional row) goes to its conditional and its unconditional row: exactly the reference run
+  one prompt at a time (batch 1, the default of its ``sample.py`` and demo), for a batch of prompts.
   Without the cond/uncond halves (``forward``, unguided sessions) it is per-row.
-- ``"per-row"`` (default): every row its own text's output; the unconditional rows attend to the
-  empty prompt (the usual classifier-free guidance).
+- ``"per-row"``: every row its own text's output; the unconditional rows attend to the empty prompt
+  (the usual classifier-free guidance).
+
+Why per-prompt is the default: it is what the released sampling code computes for every prompt, so
+images match the authors' for the same seed at any batch size. Nothing shows that the weights expect
+per-row guidance: the reference's training ``forward`` has the same ``[0]`` (every row of a training
+batch attended to row 0's text), so neither the released training nor the released sampling computes
+the per-row form.
 
 With one prompt and no guidance the three agree. With guidance the reference's unconditional row
 sees the prompt's cross-attention, so its only unconditional input is the pooled empty prompt in the
