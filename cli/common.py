@@ -30,13 +30,19 @@ def embedded_inputs(name: str, parts=None) -> dict[str, Path]:
     return {f"--model {name} ({part} file)": paths[part] for part in (parts or paths)}
 
 
-def entropy_heatmaps(result, images: np.ndarray, vmax: float | None = None) -> np.ndarray:
+def entropy_heatmaps(result, images: np.ndarray, vmax: float | None = None, finest_only: bool = False) -> np.ndarray:
     """A SamplingResult's per-token entropy as RGB uint8 heatmaps at the size of its images (B, H, W, 3),
-    drawn from the result's layout (one map per scale, side by side); colour scale 0..vmax (default: the max)."""
-    from ..overlay import layout_overlay
+    drawn from the result's layout (one map per scale, side by side, or with ``finest_only`` the last
+    scale's map alone, one image wide); colour scale 0..vmax (default: the max)."""
+    from ..overlay import entropy_overlay, layout_overlay
 
     size_of = torch.zeros(1, *images.shape[1:3], 3)
-    maps = layout_overlay(result.entropy, result.layout, image=size_of, max_entropy=vmax or 0.0)
+    layout = result.layout
+    if finest_only and len(layout.scales) > 1:
+        finest = layout.maps(result.entropy)[-1].flatten(1)
+        maps = entropy_overlay(finest, layout.scales[-1], size_of, 0.0, vmax or 0.0)
+    else:
+        maps = layout_overlay(result.entropy, layout, image=size_of, max_entropy=vmax or 0.0)
     return maps.mul(255).round().to(torch.uint8).numpy()
 
 

@@ -34,16 +34,22 @@ def comparison_sheet(model: Loaded, tokenizer: Loaded, classes: list[int], sampl
         result = sampler.run(target, cond.value, seed=seed)
         images = imaging.to_uint8(family.decode(tokenizer.module, result.tokens, result.layout))
         results.append((sampler.name, images, result))
-    vmax = max(float(r.entropy.max()) for _, _, r in results)
+    # One square map per image: the token grid, or for next-scale models the finest scale's map (all scales
+    # side by side are what `generate --entropy-map` and the Entropy Map node draw).
+    multi_scale = len(results[0][2].layout.scales) > 1
+    finest = [r.layout.maps(r.entropy)[-1] for _, _, r in results] if multi_scale else [r.entropy for _, _, r in results]
+    vmax = max(float(e.max()) for e in finest)
     rows = []
     for name, images, result in results:
-        maps = entropy_heatmaps(result, images, vmax=vmax)
+        maps = entropy_heatmaps(result, images, vmax=vmax, finest_only=True)
         cells = []
         for img, heat in zip(imaging.upscale(images, scale), imaging.upscale(maps, scale)):
             cells += [img, heat]
         s = result.stats
         rows.append((f"{name}\n{s.forward_passes} passes\n{s.seconds:.1f} s\nH {s.mean_entropy:.2f}", cells))
-    titles = [t for n in names for t in (n, "entropy")]
+    map_title = f"H {results[0][2].layout.scales[-1][0]}x{results[0][2].layout.scales[-1][1]}" if multi_scale \
+        else "entropy"
+    titles = [t for n in names for t in (n, map_title)]
     cell = images.shape[1] * scale
     return imaging.labelled_sheet(rows, titles, cell=cell), [(n, r) for n, _, r in results]
 

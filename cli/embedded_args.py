@@ -14,11 +14,11 @@ from ..samplers.next_scale import SCALE_TEMPERATURE_FORMS, NextScale, ScaleTempe
 # tiny: guidance 2 (LlamaGen's FID setting for its B/L models) and top-k 16 (the LlamaGen demo keeps
 # 2000 of 16,384 tokens, 12%; 16 of 128 is the same share).
 # tiny-var: VAR's cfg (ramped linearly over the scales, see samplers.next_scale.schedule) and top-k 32
-# of 256 codes, the same 12% share; preset: the scale-wise values of the paper (STAR's).
+# of 256 codes, the same 12% share; preset: the paper's scale-wise (STAR) values moved to its entropy scale.
 EMBEDDED_DEFAULTS = {
     "tiny": dict(cfg=2.0, top_k=16, top_p=1.0, temperature=1.0, preset="embedded",
                  samplers=sampler_names("next-token")),
-    "tiny-var": dict(cfg=2.0, top_k=32, top_p=1.0, temperature=1.0, preset="star",
+    "tiny-var": dict(cfg=2.0, top_k=32, top_p=1.0, temperature=1.0, preset="embedded-var",
                      samplers=sampler_names("next-scale")),
 }
 TINY_DEFAULTS = EMBEDDED_DEFAULTS["tiny"]

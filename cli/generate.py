@@ -15,7 +15,6 @@ from ..models.clip_text import encode_sd21_prompts
 from ..models.registry import (CLASS, MODEL, PROMPT, TOKENIZER, Condition, Loaded, check_order, check_pair,
                                check_prompt_width, check_text_encoder, embedded_files, load_model, load_tokenizer,
                                require_kind)
-from ..models.star import CROSS_ATTN_MODES
 from ..models.t5 import load_t5
 from ..outputs import OutputPlan
 from ..samplers import (PRESETS, NamedSampler, NextScaleOptions, NextToken, SamplerSettings, ScaleTemperature,
@@ -45,7 +44,7 @@ def register(sub) -> None:
     p.add_argument("--clip", help="text-to-image with STAR: the Stable Diffusion 2.1 text encoder (CLIP ViT-H/14), the "
                                   "SD 2.1 folder as downloaded or one holding text_encoder/ and tokenizer/ (needs "
                                   "'pip install transformers', the [star] extra)")
-    p.add_argument("--cross-attn-mode", choices=CROSS_ATTN_MODES, default=None,
+    p.add_argument("--cross-attn-mode", default=None, metavar="per-prompt|row0-broadcast|per-row",
                    help="STAR only: how a batch's rows read the text (default per-prompt, the reference's images "
                         "for each prompt; row0-broadcast reproduces the reference's batches; per-row is standard "
                         "guidance). See README")

@@ -14,7 +14,7 @@ from .patching import make_patcher
 from .payloads import ARModelHandle, ARTokenizerHandle
 
 DTYPES = ["auto", "bf16", "fp16", "fp32"]
-SIZES = ["auto", "256", "384", "512"]
+SIZES = ["auto", "256", "384", "512", "1024"]
 
 
 def _dtype(choice: str, device) -> torch.dtype:
@@ -41,8 +41,9 @@ class ModelLoader(io.ComfyNode):
                 io.Combo.Input("weight_dtype", options=DTYPES, default="auto",
                                tooltip="auto: bf16/fp16 on GPUs that support it, fp32 on CPU."),
                 io.Combo.Input("image_size", options=SIZES, default="auto",
-                               tooltip="auto: the size the checkpoint was trained at (from its name or metadata). "
-                                       "256/384/512 assume the official tokenizer's scale (16 pixels per token)."),
+                               tooltip="auto: the size the checkpoint was trained at (from its name, metadata or "
+                                       "training snapshot). 256/384/512/1024 assume the official tokenizer's scale "
+                                       "(16 pixels per token); 1024 is for STAR-1024."),
             ],
             outputs=[AR_MODEL.Output(display_name="model")],
         )

@@ -96,6 +96,8 @@ def rescaled(base: EntropyTemperature, mean: float, std: float,
 # calibration (the model's per-token entropy at its defaults, measured once) lives in
 # lab/calibration.py, which checks that it still gives these values.
 PRESETS["embedded"] = EntropyTemperature(1.100478402160557, 1.0311687984559517, 0.6, source="raw")
+# The paper's scale-wise (STAR) preset moved the same way to the embedded next-scale model ("tiny-var").
+PRESETS["embedded-var"] = EntropyTemperature(1.9326772604445344, 1.5196171766719286, 0.5, source="raw")
 
 
 def preset(name: str, **overrides) -> EntropyTemperature:

@@ -58,8 +58,24 @@ Models (the loaders offer the downloads when a file is missing), from
 * `models/vq/vae_ch160v4096z32.pth` (VAR's multi-scale VQ-VAE, shared by every depth)
 
 Every row uses the same seed and settings: cfg 4 (VAR's demo; guidance ramps up over the 10 scales),
-top-k 900, top-p 0.96 as the VAR demo. Rows: plain, '+Prob.' (the entropy temperature per token, the
+top-k 900, top-p 0.95 as the VAR demo. Rows: plain, '+Prob.' (the entropy temperature per token, the
 paper's scale-wise preset), '+Scale-wise' (a per-scale factor on the temperature, β 0.3) and both.
+"""
+
+STAR_NOTE = """## Text-to-image with STAR (next-scale, 256 px)
+
+Models (we have not verified the file names of the STAR repository; the loaders list what you put there):
+
+* `models/autoregressive/`: a STAR checkpoint from [taocrayon/STAR](https://huggingface.co/taocrayon/STAR)
+  (star-256, depth 16 or 30, as released: a training snapshot, loaded as it is)
+* `models/vq/vae_ch160v4096z32.pth`: VAR's VQ-VAE, from
+  [FoundationVision/var](https://huggingface.co/FoundationVision/var)
+* `models/text_encoders/`: the Stable Diffusion 2.x text encoder (CLIP ViT-H/14), e.g. `text_encoder/model.safetensors`
+  of the Stable Diffusion 2.1 repository saved as `sd2.1_text_encoder.safetensors`; ComfyUI's own
+  'Load CLIP' reads it (type stable_diffusion)
+
+Every row uses the same seed and settings: cfg 4.5, top-k 600, top-p 0.8 (the reference's `sample.py`). Rows:
+plain, '+Prob.' (the entropy temperature per token, the paper's STAR preset), '+Scale-wise' and both.
 """
 
 # Per sampler row: title, the decoding-method node it takes (the shared method node of the order, or its
@@ -91,7 +107,7 @@ COLOURS = ["#3f789e", "#a1309b", "#8a8a2a", "#b06634", "#2a8a5a"]
 
 
 def inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, entropy_preset,
-                  order: str = "next-token") -> list[Node]:
+                  order: str = "next-token", clip: str | None = None) -> list[Node]:
     """Loaders, the condition (class or text), the note, and the shared option nodes."""
     nodes = [
         Node(1, "ARsampleModelLoader", (0, 0), {"ckpt_name": model}, size=(320, 110),
@@ -105,6 +121,12 @@ def inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, e
     if prompt is None:
         nodes.append(Node(3, "ARsampleClassCondition", (0, 300), {"classes": classes, "batch_size": 1},
                           {"model": (1, 0)}, size=(320, 110)))
+    elif clip is not None:  # STAR: ComfyUI's own CLIP loader, the SD 2.x text encoder
+        nodes += [
+            Node(4, "CLIPLoader", (0, 300), {"clip_name": clip, "type": "stable_diffusion"}, size=(320, 110)),
+            Node(3, "ARsampleClipTextCondition", (0, 460), {"prompt": prompt, "batch_size": 1},
+                 {"model": (1, 0), "clip": (4, 0)}, size=(320, 220)),
+        ]
     else:
         nodes += [
             Node(4, "ARsampleT5Loader", (0, 300), {"t5_name": t5}, size=(320, 90)),
@@ -169,11 +191,11 @@ def comparison(model: str, vq: str, cfg: float, top_k: int, prefix: str, classes
                prompt: str | None = None, t5: str = "flan-t5-xl/", model_props=None, vq_props=None,
                note: str | None = None, entropy_preset: str = "llamagen",
                upscale: int | None = None, order: str = "next-token",
-               top_p: float = 1.0) -> tuple[list[Node], list[dict]]:
+               top_p: float = 1.0, clip: str | None = None) -> tuple[list[Node], list[dict]]:
     """Loaders → condition; option nodes (methods, entropy temperature) → one 'AR Sample' per row (same seed)
     → decode, entropy map, save, stats."""
     common = {"seed": 0, "cfg": cfg, "top_k": top_k, "top_p": top_p, "temperature": 1.0, "cfg_interval": -1}
-    nodes = inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, entropy_preset, order)
+    nodes = inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, entropy_preset, order, clip)
     groups = []
     for r in range(len(ROWS[order])):
         row, group = sampler_row(r, common, prefix, upscale, order)
@@ -196,11 +218,15 @@ WORKFLOW_SPECS = {
         vq_props=LLAMAGEN_MODELS["vq_ds16_c2i.pt"]),
     "ARsample_embedded_var_compare_samplers": dict(
         model="embedded:tiny-var", vq="embedded:tiny-var", classes="circle, ring, triangle, dots", cfg=2.0, top_k=32,
-        prefix="ARsample/embedded_var", entropy_preset="star", upscale=8, order="next-scale"),
+        prefix="ARsample/embedded_var", entropy_preset="embedded-var", upscale=8, order="next-scale"),
     "ARsample_var_c2i_compare_samplers": dict(
         model="var_d16.pth", vq="vae_ch160v4096z32.pth", classes="207, 360, 387, 974", cfg=4.0, top_k=900,
-        top_p=0.96, prefix="ARsample/var_c2i", model_props=VAR_MODELS["var_d16.pth"],
+        top_p=0.95, prefix="ARsample/var_c2i", model_props=VAR_MODELS["var_d16.pth"],
         vq_props=VAR_MODELS["vae_ch160v4096z32.pth"], note=VAR_NOTE, entropy_preset="star", order="next-scale"),
+    "ARsample_star_t2i_compare_samplers": dict(
+        model="STAR.pth", vq="vae_ch160v4096z32.pth", prompt=T2I_PROMPT, clip="sd2.1_text_encoder.safetensors",
+        cfg=4.5, top_k=600, top_p=0.8, prefix="ARsample/star_t2i", vq_props=VAR_MODELS["vae_ch160v4096z32.pth"],
+        note=STAR_NOTE, entropy_preset="star", order="next-scale"),
 }
 
 
@@ -237,8 +263,8 @@ def write_thumbnails(out_dir: Path = WORKFLOWS) -> None:
     _, files = embedded_files("tiny-var")
     model, tokenizer = load_model(files[MODEL], name="embedded:tiny-var"), load_tokenizer(files[TOKENIZER])
     base = SamplerSettings(cfg_scale=2.0, top_k=32)
-    samplers = [named_sampler(n, base, "star") for n in ("scale", "scale-entropy", "scale-scalewise",
-                                                          "scale-entropy-scalewise")]
+    samplers = [named_sampler(n, base, "embedded-var")
+                for n in ("scale", "scale-entropy", "scale-scalewise", "scale-entropy-scalewise")]
     centered = NextScale(NextScaleOptions(scale_temperature=ScaleTemperature("centered")))
     samplers.append(NamedSampler("scale-entropy-scalewise:centered", samplers[-1].settings, centered))
     sheet, _ = comparison_sheet(model, tokenizer, [0, 5, 2, 9], samplers, seed=0)
@@ -255,6 +281,16 @@ def write_thumbnails(out_dir: Path = WORKFLOWS) -> None:
     for i, line in enumerate(lines):
         draw.text((32, 40 + 32 * i), line, fill=(235, 235, 235))
     card.save(out_dir / "ARsample_var_c2i_compare_samplers.jpg", quality=90)
+
+    card = Image.new("RGB", (640, 360), (24, 26, 32))
+    draw = ImageDraw.Draw(card)
+    lines = ["STAR t2i, next-scale (STAR + vae_ch160v4096z32.pth + SD 2.x CLIP)", "",
+             "one prompt: plain  vs  +Prob. (entropy temperature)", "vs  +Scale-wise  vs  both", "",
+             "same seed, side by side, with per-scale entropy maps", "",
+             "models: huggingface.co/taocrayon/STAR", "         huggingface.co/FoundationVision/var"]
+    for i, line in enumerate(lines):
+        draw.text((32, 40 + 32 * i), line, fill=(235, 235, 235))
+    card.save(out_dir / "ARsample_star_t2i_compare_samplers.jpg", quality=90)
 
     card = Image.new("RGB", (640, 360), (24, 26, 32))
     draw = ImageDraw.Draw(card)

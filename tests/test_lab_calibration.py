@@ -37,3 +37,25 @@ def test_measuring_a_few_images(tiny_gpt):
     assert calibrate(tiny_gpt, **quick) == rescaled(llamagen_raw(), mean=mean, std=std)
     assert calibrate(tiny_gpt, PRESETS["star"], **quick).theta == PRESETS["star"].theta
     assert EMBEDDED_ENTROPY_STD > 0
+
+
+def test_embedded_var_preset_is_the_recorded_calibration():
+    from arsample.lab.calibration import embedded_var_preset, star_raw
+
+    ours, shipped = embedded_var_preset(), PRESETS["embedded-var"]
+    for field in dataclasses.fields(shipped):
+        assert getattr(ours, field.name) == getattr(shipped, field.name), field.name
+    assert ours.source == "raw" and ours.theta == star_raw().theta == PRESETS["star"].theta
+
+
+def test_measuring_the_next_scale_model():
+    """Two images of the tiny next-scale model: seeded, on its scale of entropy (every token of every scale)."""
+    from arsample.lab.calibration import EMBEDDED_VAR_ENTROPY_MEAN, measure_scale_entropy
+    from arsample.models.embedded import load_embedded
+
+    var, vqvae = load_embedded("tiny-var")
+    quick = dict(classes=[0, 5], per_class=1, seeds=(100,))
+    mean, std = measure_scale_entropy(var.bind(vqvae), **quick)
+    assert (mean, std) == measure_scale_entropy(var.bind(vqvae), **quick)
+    assert 0.1 < mean < math.log(var.vocab_size) and std > 0
+    assert abs(mean - EMBEDDED_VAR_ENTROPY_MEAN) < 0.5

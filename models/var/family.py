@@ -34,7 +34,8 @@ class VARFamily(Family):
     name = "var"
     title = "VAR"
     order = "next-scale"
-    # No entropy preset is published for VAR; the paper's scale-wise values are STAR's (2.5, 3, 0.5).
+    # No entropy preset is published for VAR; the paper's scale-wise values are STAR's (2.5, 3, 0.5). The embedded
+    # tiny-var uses them moved to its own entropy scale ("embedded-var", lab/calibration.py).
     preset = "star"
     needs_tokenizer = True
 
@@ -66,7 +67,7 @@ class VARFamily(Family):
             names = imagenet_class_names() if c.num_classes == 1000 else None
         return ModelInfo(family=self.name, name=name, kind=CLASS, vocab_size=c.vocab_size,
                          layout=tuple(model.token_layout), num_classes=c.num_classes, class_names=names,
-                         preset=self.preset)
+                         preset="embedded-var" if embedded is not None else self.preset)
 
     def tokenizer_info(self, tokenizer: VARVQVAE, name: str) -> TokenizerInfo:
         return TokenizerInfo(self.name, name, tokenizer.codebook_size)
