@@ -2,19 +2,20 @@
 
 The shared core (entropy temperature, logits, the one distribution function, settings,
 seeded draws, run scaffolding, results and layouts) sits at this level; each decoding
-order has a folder of its own (``next_token/``, ``next_scale/``). ``protocols.py`` holds the contract each
+order has a folder of its own (``next_token/``, ``next_scale/``, ``masked/``). ``protocols.py`` holds the contract each
 order's models implement, ``catalog.py`` the samplers as values.
 """
 
-from .catalog import (CATALOG_NAMES, SAMPLER_NAMES, SCALE_SAMPLER_NAMES, NamedSampler, NextToken, SpeculativeJacobi,
-                      named_sampler, sampler_names)
+from .catalog import (CATALOG_NAMES, MASKED_SAMPLER_NAMES, SAMPLER_NAMES, SCALE_SAMPLER_NAMES, NamedSampler, NextToken,
+                      SpeculativeJacobi, named_sampler, sampler_names)
 from .distribution import token_distribution
 from .entropy import PRESETS, EntropyTemperature, entropy, preset, preset_or_custom
 from .layout import TokenLayout
 from .logits import apply_cfg, filter_top_k_top_p
+from .masked import Masked, MaskedOptions, sample_masked
 from .next_scale import NextScale, NextScaleOptions, ScaleTemperature, filter_top_k_top_p_var, sample_next_scale
 from .next_token import ACCEPTANCE_RULES, DRAFT_INITS, AcceptanceRule, SJDSettings, sample_ar, sample_sjd
-from .protocols import GuidedLogits, NextTokenModel, NextTokenSession, SamplingState, StepCallback
+from .protocols import GuidedLogits, MaskedPredictor, NextTokenModel, NextTokenSession, SamplingState, StepCallback
 from .result import SamplingResult, SamplingStats
 from .rng import make_generator, sample_categorical
 from .settings import SamplerSettings
@@ -27,4 +28,5 @@ __all__ = [
     "sample_sjd", "GuidedLogits", "NextTokenModel", "NextTokenSession", "SamplingState", "StepCallback",
     "SamplingResult", "SamplingStats", "make_generator", "sample_categorical", "SamplerSettings", "NextScale",
     "NextScaleOptions", "ScaleTemperature", "filter_top_k_top_p_var", "sample_next_scale",
+    "MASKED_SAMPLER_NAMES", "Masked", "MaskedOptions", "sample_masked", "MaskedPredictor",
 ]

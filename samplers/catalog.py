@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from ..errors import SamplingError
 from .entropy import preset
+from .masked import Masked, MaskedOptions
 from .next_scale import NextScale, NextScaleOptions, ScaleTemperature
 from .next_token import SJDSettings, sample_ar, sample_sjd
 from .protocols import StepCallback
@@ -90,22 +91,30 @@ _CATALOG = {
     "scale-scalewise": _Entry(NextScale(NextScaleOptions(scale_temperature=ScaleTemperature()))),
     "scale-entropy-scalewise": _Entry(NextScale(NextScaleOptions(scale_temperature=ScaleTemperature())),
                                       entropy_temperature=True),
+    # masked (MaskGIT/Meissonic): plain, "+Prob." (entropy temperature on the token logits), "+Masking" (on the
+    # Gumbel term of the re-masking confidence), both (ARsample's released Meissonic sampler)
+    "masked": _Entry(Masked()),
+    "masked-prob": _Entry(Masked(MaskedOptions(masking=False)), entropy_temperature=True),
+    "masked-masking": _Entry(Masked(MaskedOptions(prob=False)), entropy_temperature=True),
+    "masked-prob-masking": _Entry(Masked(), entropy_temperature=True),
 }
 CATALOG_NAMES = tuple(_CATALOG)
 
 
 def sampler_names(order: str = "next-token") -> tuple[str, ...]:
-    """The catalog names whose method decodes in ``order`` ("next-token" or "next-scale")."""
+    """The catalog names whose method decodes in ``order`` ("next-token", "next-scale" or "masked")."""
     return tuple(name for name, entry in _CATALOG.items() if entry.method.order == order)
 
 
 # The next-token names (the demo and the benchmark run the embedded next-token model over these).
 SAMPLER_NAMES = sampler_names("next-token")
 SCALE_SAMPLER_NAMES = sampler_names("next-scale")
+MASKED_SAMPLER_NAMES = sampler_names("masked")
 
 
 def named_sampler(name: str, base: SamplerSettings, entropy_preset: str = "llamagen",
-                  sjd: SJDSettings | None = None, next_scale: NextScaleOptions | None = None) -> NamedSampler:
+                  sjd: SJDSettings | None = None, next_scale: NextScaleOptions | None = None,
+                  masked: MaskedOptions | None = None) -> NamedSampler:
     """A catalog sampler on top of ``base`` settings.
 
     ``plain``/``entropy``: next-token decoding without/with the entropy temperature (``base.entropy``,
@@ -129,4 +138,6 @@ def named_sampler(name: str, base: SamplerSettings, entropy_preset: str = "llama
         scale_wise = method.options.scale_temperature is not None
         form = (next_scale.scale_temperature or method.options.scale_temperature) if scale_wise else None
         method = NextScale(replace(next_scale, scale_temperature=form))
+    if isinstance(method, Masked) and masked is not None:
+        method = Masked(replace(masked, prob=method.options.prob, masking=method.options.masking))
     return NamedSampler(name, settings, method)

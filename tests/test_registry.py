@@ -225,7 +225,15 @@ def test_next_scale_catalog_entries_and_the_order_check(golden):
 
     assert SCALE_SAMPLER_NAMES == ("scale", "scale-entropy", "scale-scalewise", "scale-entropy-scalewise")
     assert sampler_names("next-scale") == SCALE_SAMPLER_NAMES and "scale" not in SAMPLER_NAMES
-    assert CATALOG_NAMES == SAMPLER_NAMES + SCALE_SAMPLER_NAMES
+    assert CATALOG_NAMES == SAMPLER_NAMES + SCALE_SAMPLER_NAMES + sampler_names("masked")
+    assert sampler_names("masked") == ("masked", "masked-prob", "masked-masking", "masked-prob-masking")
+    from arsample.samplers import Masked, MaskedOptions
+
+    for name in sampler_names("masked"):  # the name sets the entropy switches; given options set the rest
+        masked = named_sampler(name, SamplerSettings(), "meissonic", masked=MaskedOptions(steps=8, prob=False))
+        assert isinstance(masked.method, Masked) and masked.method.options.steps == 8
+        assert masked.method.label(masked.settings.entropy is not None) == name
+        assert (masked.settings.entropy == preset("meissonic")) == (name != "masked")
     base = SamplerSettings(cfg_scale=1.5)
     built = {n: named_sampler(n, base, "star") for n in SCALE_SAMPLER_NAMES}
     for name, sampler in built.items():
