@@ -73,8 +73,9 @@ class MaskedPredictor(Protocol):
     mask_id: int
     device: torch.device
 
-    def predict(self, tokens: torch.Tensor) -> GuidedLogits:
-        """Tokens (B, N) with ``mask_id`` at unknown positions → logits (B, N, V)."""
+    def predict(self, tokens: torch.Tensor, step: int, num_steps: int) -> GuidedLogits:
+        """Tokens (B, N) with ``mask_id`` at unknown positions at step ``step`` (0-based) of ``num_steps`` →
+        logits (B, N, V) (models conditioned on the step, such as Meissonic's timestep, read it; others ignore it)."""
 
 
 class ScaleSession(Protocol):

@@ -41,7 +41,8 @@ class Replay:
         assert guidance == self.guided
         return self
 
-    def predict(self, tokens):
+    def predict(self, tokens, step, num_steps):
+        assert step == len(self.inputs)  # the sampler says which step this is
         self.inputs.append(tokens.clone())
         s, self.step = self.step, self.step + 1
         uncond = self.io[f"{self.run}_uncond_s{s}"] if self.guided else None

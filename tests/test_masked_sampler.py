@@ -48,7 +48,8 @@ class Seeded:
             both[0, self.nan_at[1], self.nan_at[2], 0] = float("nan")
         return both[0], both[1]
 
-    def predict(self, tokens):
+    def predict(self, tokens, step, num_steps):
+        assert step == len(self.inputs)  # the sampler says which step this is
         self.inputs.append(tokens.clone())
         cond, uncond = self.logits(self.step)
         self.step += 1

@@ -74,8 +74,7 @@ def test_guided_rows(model, io):
     _close(out, ref)
     cond = MeissonicCondition(io["pos_states"], io["pos_pooled"], io["neg_states"], io["neg_pooled"], io["micro_conds"])
     pred = MeissonicPredictor(model, cond, grid=(8, 8), guidance=True)
-    pred.set_step(0, 6)  # timestep 5
-    c, u = pred.predict(io["tokens"].reshape(2, 64))
+    c, u = pred.predict(io["tokens"].reshape(2, 64), 0, 6)  # step 0 of 6: timestep 5
     assert c.dtype == torch.float32 and c.shape == (2, 64, 64)
     _close(c, ref[2:].flatten(2).transpose(1, 2))
     _close(u, ref[:2].flatten(2).transpose(1, 2))
@@ -100,8 +99,7 @@ def _reference_steps(pred, steps, seed, cfg, temperature):
     temps = torch.linspace(temperature[0], temperature[1], steps)
     out = []
     for i in range(steps):
-        pred.set_step(i, steps)
-        cond, uncond = pred.predict(lat)
+        cond, uncond = pred.predict(lat, i, steps)
         logits = cond if uncond is None else uncond + cfg * (cond - uncond)
         probs = logits.softmax(-1)
         unknown = lat == mask_id

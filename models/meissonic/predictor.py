@@ -6,8 +6,8 @@ forward runs the rows [negative…; positive…] (the reference pipeline's order
 the unconditional half first) and the pair comes back as (positive, negative).
 
 The transformer also reads the step counter: the reference's scheduler counts ``timesteps`` down
-N − 1 … 0 and the transformer multiplies it by 1000. Set it per step with ``set_step(i, num_steps)``
-(→ N − 1 − i), assign ``timestep``, or pass ``timestep=`` to ``predict``.
+N − 1 … 0 and the transformer multiplies it by 1000. The masked sampler passes ``predict(tokens, step,
+num_steps)`` (→ timestep N − 1 − step); ``timestep=`` or the ``timestep`` attribute set it directly.
 
 Source: MeissonFlow/Meissonic ``src/pipeline.py`` ``Pipeline.__call__`` (rows, micro-conditioning,
 the timestep passed as ``tensor([t])``).
@@ -92,14 +92,14 @@ class MeissonicPredictor:
         self.mask_id = transformer.config.mask_id
         self.device = dev
 
-    def set_step(self, step: int, num_steps: int) -> None:
-        """Step i of N (0-based) → the reference's timestep N − 1 − i."""
-        self.timestep = int(num_steps) - 1 - int(step)
-
     @torch.no_grad()
-    def predict(self, tokens: torch.Tensor, timestep: int | None = None):
-        """tokens (B, N) int64 (``mask_id`` = unknown) → (cond, uncond): float32 (B, N, codebook) each;
-        uncond None without guidance. SamplingError when tokens are not (B, h·w)."""
+    def predict(self, tokens: torch.Tensor, step: int | None = None, num_steps: int | None = None,
+                timestep: int | None = None):
+        """tokens (B, N) int64 (``mask_id`` = unknown) at step ``step`` of ``num_steps`` (0-based; the reference's
+        timestep is num_steps − 1 − step), or at an explicit ``timestep`` → (cond, uncond): float32
+        (B, N, codebook) each; uncond None without guidance. SamplingError when tokens are not (B, h·w)."""
+        if timestep is None and step is not None:
+            timestep = int(num_steps) - 1 - int(step)
         b, n = self.batch_size, self.num_image_tokens
         if tuple(tokens.shape) != (b, n):
             raise SamplingError(f"tokens must be ({b}, {n}) for a {self.grid[0]}×{self.grid[1]} grid; got "

@@ -138,7 +138,7 @@ def sample_masked(model: MaskedModel, cond: Any, settings: SamplerSettings, *, s
     unknown = torch.ones(batch, total, dtype=torch.bool, device=device)
     poison = torch.zeros(batch, total, dtype=torch.float32, device=device)  # NaN where a logit was ever not finite
     for step in range(steps):
-        logits = predictor.predict(tokens)
+        logits = predictor.predict(tokens, step, steps)
         run.passes += 1
         guided = apply_cfg(logits[0], logits[1], settings.cfg_scale, settings.guided)
         dist, noise_scale = _step_distribution(guided, settings, run, use_prob, use_masking)
