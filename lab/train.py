@@ -90,6 +90,20 @@ def _load_state(path: Path):
     return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
 
 
+def resume(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, what: str) -> tuple[int, dict | None]:
+    """(step to start at, the saved state or None): a stage's checkpoint, if there is one, loaded into ``model``,
+    ``opt`` and torch's RNG, so an interrupted stage continues where it stopped."""
+    state = _load_state(path)
+    if not state:
+        return 0, None
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    torch.set_rng_state(state["rng"])
+    start = int(state["step"])
+    print(f"resuming {what} training at step {start}")
+    return start, state
+
+
 # -- VQ ---------------------------------------------------------------------------------------------
 
 
@@ -119,14 +133,9 @@ def train_vq(work: Path, s: TrainSettings, log: _Log) -> Path:
     vq = LlamaGenVQ(TINY_VQ)
     opt = torch.optim.Adam(vq.parameters(), lr=s.vq_lr, betas=(0.9, 0.99))
     usage = torch.zeros(TINY_VQ.codebook_size)
-    start = 0
-    state = _load_state(work / "vq_state.pt")
+    start, state = resume(work / "vq_state.pt", vq, opt, "VQ")
     if state:
-        vq.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        usage, start = state["usage"], int(state["step"])
-        torch.set_rng_state(state["rng"])
-        print(f"resuming VQ training at step {start}")
+        usage = state["usage"]
     vq.train()
     for step in range(start, s.vq_steps):
         for group in opt.param_groups:
@@ -210,14 +219,7 @@ def train_gpt(work: Path, tokens_path: Path, s: TrainSettings, log: _Log) -> Pat
     no_decay = [p for n, p in gpt.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=s.gpt_lr, betas=(0.9, 0.95))
-    start = 0
-    state = _load_state(work / "gpt_state.pt")
-    if state:
-        gpt.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start = int(state["step"])
-        torch.set_rng_state(state["rng"])
-        print(f"resuming GPT training at step {start}")
+    start, _ = resume(work / "gpt_state.pt", gpt, opt, "GPT")
     gpt.train()
     for step in range(start, s.gpt_steps):
         for group in opt.param_groups:

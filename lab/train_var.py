@@ -30,7 +30,7 @@ from ..models.checkpoint import read_checkpoint, save_safetensors_atomic
 from ..models.var import KNOWN_PYRAMIDS, VARConfig, VARTransformer, VARVQVAE, VQVAEConfig, load_vqvae
 from ..outputs import batch, write_file, write_text
 from .dataset import IMAGE_SIZE, NUM_CLASSES, make_batch, to_model_range
-from .train import HELDOUT_SEED, TRAIN_SEED, _load_state, _Log, _save_state, cosine_lr
+from .train import HELDOUT_SEED, TRAIN_SEED, _Log, _save_state, cosine_lr, resume
 
 # 32 px images → a 16x16 latent (2x VQ-VAE), seven scales from 1x1 to 16x16 (386 tokens).
 TINY_PATCH_NUMS = KNOWN_PYRAMIDS["the embedded tiny-var, 32 px"]
@@ -114,14 +114,9 @@ def train_vqvae(work: Path, s: VARTrainSettings, log: _Log) -> Path:
         vqvae.quantize.embedding.weight.uniform_(-1 / TINY_VQVAE.vocab_size, 1 / TINY_VQVAE.vocab_size)
     opt = torch.optim.Adam(vqvae.parameters(), lr=s.vqvae_lr, betas=(0.9, 0.99))
     usage = torch.zeros(TINY_VQVAE.vocab_size)
-    start = 0
-    state = _load_state(work / "vqvae_state.pt")
+    start, state = resume(work / "vqvae_state.pt", vqvae, opt, "VQ-VAE")
     if state:
-        vqvae.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        usage, start = state["usage"], int(state["step"])
-        torch.set_rng_state(state["rng"])
-        print(f"resuming VQ-VAE training at step {start}")
+        usage = state["usage"]
     vqvae.train()
     for step in range(start, s.vqvae_steps):
         for group in opt.param_groups:
@@ -226,14 +221,7 @@ def train_var(work: Path, tokens_path: Path, vqvae_path: Path, s: VARTrainSettin
     no_decay = [p for p in var.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=s.var_lr, betas=(0.9, 0.95))
-    start = 0
-    state = _load_state(work / "var_state.pt")
-    if state:
-        var.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start = int(state["step"])
-        torch.set_rng_state(state["rng"])
-        print(f"resuming VAR training at step {start}")
+    start, _ = resume(work / "var_state.pt", var, opt, "VAR")
     var.train()
     for step in range(start, s.var_steps):
         for group in opt.param_groups:

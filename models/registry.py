@@ -118,6 +118,7 @@ class Family:
     preset = "llamagen"  # default entropy preset
     needs_tokenizer = False  # True when sampling itself needs the tokenizer (next-scale models)
     tokenizer_family = ""  # the family whose tokenizer decodes this family's tokens ("" = this one)
+    embedded_roles: dict[str, str] = {}  # {MODEL: key, TOKENIZER: key} of its files in models.embedded, if any
 
     # -- files ------------------------------------------------------------------------------
     def recognise(self, state: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> str | None:
@@ -147,11 +148,26 @@ class Family:
 
     def embedded_models(self) -> tuple[str, ...]:
         """Names of the models of this family shipped inside the pack."""
-        return ()
+        from . import embedded  # the embedded package imports this module
+
+        return embedded.embedded_names(self.name) if self.embedded_roles else ()
 
     def embedded_files(self, name: str) -> dict[str, Path]:
         """{MODEL: path, TOKENIZER: path} of an embedded model."""
-        raise CheckpointError(f"{self.title} ships no embedded model '{name}'.")
+        if not self.embedded_roles:
+            raise CheckpointError(f"{self.title} ships no embedded model '{name}'.")
+        from . import embedded
+
+        paths = embedded.embedded_paths(name)
+        return {role: paths[key] for role, key in self.embedded_roles.items()}
+
+    def embedded_source(self, path: str | os.PathLike | None) -> str | None:
+        """The embedded model whose model file ``path`` is (links resolved), or None."""
+        if path is None:
+            return None
+        real = os.path.realpath(path)
+        return next((n for n in self.embedded_models() if os.path.realpath(self.embedded_files(n)[MODEL]) == real),
+                    None)
 
     # -- conditions -------------------------------------------------------------------------
     def class_condition(self, info: ModelInfo, ids: Sequence[int], names: Sequence[str] | None = None) -> Condition:

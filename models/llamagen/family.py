@@ -8,8 +8,6 @@ features of 120 positions, left-aligned with the padding masked. Tokens form one
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -39,7 +37,6 @@ from .vq import LlamaGenVQ
 
 _ROLES = {"gpt-c2i": MODEL, "gpt-t2i": MODEL, "vq": TOKENIZER}
 _OFFICIAL_DOWNSAMPLE = 16  # the VQ-16 tokenizers every official GPT was trained with
-_EMBEDDED_ROLES = {MODEL: "gpt", TOKENIZER: "vq"}
 
 
 def check_pair(gpt: LlamaGenGPT, vq: LlamaGenVQ) -> None:
@@ -59,6 +56,7 @@ class LlamaGenFamily(Family):
     title = "LlamaGen"
     order = "next-token"
     preset = "llamagen"
+    embedded_roles = {MODEL: "gpt", TOKENIZER: "vq"}  # file keys in models.embedded
 
     # -- files ------------------------------------------------------------------------------
     def recognise(self, state, metadata) -> str | None:
@@ -80,7 +78,7 @@ class LlamaGenFamily(Family):
 
     def model_info(self, model: LlamaGenGPT, name: str, path) -> ModelInfo:
         c = model.config
-        embedded = _embedded_source(path)
+        embedded = self.embedded_source(path)
         common = dict(family=self.name, name=name, vocab_size=c.vocab_size, layout=tuple(model.token_layout),
                       preset="embedded" if embedded else self.preset)
         if c.model_type == "t2i":
@@ -91,13 +89,6 @@ class LlamaGenFamily(Family):
 
     def tokenizer_info(self, tokenizer: LlamaGenVQ, name: str) -> TokenizerInfo:
         return TokenizerInfo(self.name, name, tokenizer.codebook_size)
-
-    def embedded_models(self) -> tuple[str, ...]:
-        return shipped.embedded_names(self.name)
-
-    def embedded_files(self, name: str) -> dict[str, Path]:
-        paths = shipped.embedded_paths(name)
-        return {role: paths[key] for role, key in _EMBEDDED_ROLES.items()}
 
     # -- conditions -------------------------------------------------------------------------
     def class_condition(self, info, ids, names=None) -> Condition:
@@ -143,16 +134,6 @@ class LlamaGenFamily(Family):
         filled = raster.fill_unknown(state.tokens[0], known)
         image = imaging.to_uint8(self.decode(tokenizer, filled[None], layout))[0]
         return raster.fade_unknown(image, layout.final_map(known[None])[0])
-
-
-def _embedded_source(path) -> str | None:
-    """The embedded model whose GPT file ``path`` is, or None."""
-
-    if path is None:
-        return None
-    real = os.path.realpath(path)
-    return next((n for n in shipped.embedded_names("llamagen")
-                 if os.path.realpath(shipped.EMBEDDED_MODELS[n]["gpt"]) == real), None)
 
 
 def _class_names(num_classes: int, embedded: str | None) -> tuple[str, ...] | None:

@@ -32,7 +32,7 @@ import torch
 
 from ...errors import ConfigError
 from ..metadata import config_metadata, read_metadata_config
-from ..var.config import PATCH_NUMS
+from ..var.config import PATCH_NUMS, ScalePyramid
 
 KIND = "star"
 CROSS_ATTN_MODES = ("per-row", "per-prompt", "row0-broadcast")
@@ -47,7 +47,7 @@ _SIZE = re.compile(r"(?<![0-9])(?P<size>256|512|1024)(?![0-9])")
 
 
 @dataclass(frozen=True)
-class StarConfig:
+class StarConfig(ScalePyramid):
     """Shape and fixed settings of a STAR transformer.
 
     ``text_dim`` is the reference's ``in_dim_cross`` (the text encoder's width). ``rope_norm``: token
@@ -101,26 +101,6 @@ class StarConfig:
     def attn_l2_norm(self) -> bool:
         """Always on in STAR (q and k unit vectors, learned per-head scale)."""
         return True
-
-    @property
-    def scales(self) -> tuple[tuple[int, int], ...]:
-        return tuple((p, p) for p in self.patch_nums)
-
-    @property
-    def num_tokens(self) -> int:
-        return sum(p * p for p in self.patch_nums)
-
-    @property
-    def image_size(self) -> int:
-        return self.downsample * self.patch_nums[-1]
-
-    @property
-    def begin_ends(self) -> tuple[tuple[int, int], ...]:
-        out, cur = [], 0
-        for p in self.patch_nums:
-            out.append((cur, cur + p * p))
-            cur += p * p
-        return tuple(out)
 
     def to_metadata(self) -> dict[str, str]:
         """The safetensors header entry; ``cross_attn_mode`` is a run-time choice and is not stored."""

@@ -45,8 +45,37 @@ _VAR_FILE = re.compile(r"var_d(?P<depth>\d+)", re.I)
 _VAE_FILE = re.compile(r"vae_ch(?P<ch>\d+)v(?P<vocab>\d+)z(?P<z>\d+)", re.I)
 
 
+class ScalePyramid:
+    """Sizes that follow from a scale list ``patch_nums`` and the VQ-VAE's ``downsample`` (VAR and STAR configs)."""
+
+    patch_nums: tuple[int, ...]
+    downsample: int
+
+    @property
+    def scales(self) -> tuple[tuple[int, int], ...]:
+        return tuple((p, p) for p in self.patch_nums)
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(p * p for p in self.patch_nums)
+
+    @property
+    def image_size(self) -> int:
+        """Side of the generated images in pixels."""
+        return self.downsample * self.patch_nums[-1]
+
+    @property
+    def begin_ends(self) -> tuple[tuple[int, int], ...]:
+        """(begin, end) of each scale's tokens in storage order."""
+        out, cur = [], 0
+        for p in self.patch_nums:
+            out.append((cur, cur + p * p))
+            cur += p * p
+        return tuple(out)
+
+
 @dataclass(frozen=True)
-class VARConfig:
+class VARConfig(ScalePyramid):
     """Shape of a VAR transformer (class-conditional next-scale prediction)."""
 
     depth: int = 16
@@ -76,27 +105,6 @@ class VARConfig:
     @property
     def head_dim(self) -> int:
         return self.embed_dim // self.num_heads
-
-    @property
-    def scales(self) -> tuple[tuple[int, int], ...]:
-        return tuple((p, p) for p in self.patch_nums)
-
-    @property
-    def num_tokens(self) -> int:
-        return sum(p * p for p in self.patch_nums)
-
-    @property
-    def image_size(self) -> int:
-        """Side of the generated images in pixels."""
-        return self.downsample * self.patch_nums[-1]
-
-    @property
-    def begin_ends(self) -> tuple[tuple[int, int], ...]:
-        out, cur = [], 0
-        for p in self.patch_nums:
-            out.append((cur, cur + p * p))
-            cur += p * p
-        return tuple(out)
 
     def to_metadata(self) -> dict[str, str]:
         return config_metadata("var", dataclasses.asdict(self))

@@ -9,7 +9,6 @@ scales drawn so far, which is a coarse but complete picture of the whole image a
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import numpy as np
@@ -27,7 +26,6 @@ from .transformer import VARCondition, VARTransformer
 from .vqvae import VARVQVAE
 
 _ROLES = {"var": MODEL, "var-vqvae": TOKENIZER}
-_EMBEDDED_ROLES = {MODEL: "var", TOKENIZER: "vqvae"}
 
 
 class VARFamily(Family):
@@ -38,6 +36,7 @@ class VARFamily(Family):
     # tiny-var uses them moved to its own entropy scale ("embedded-var", lab/calibration.py).
     preset = "star"
     needs_tokenizer = True
+    embedded_roles = {MODEL: "var", TOKENIZER: "vqvae"}  # file keys in models.embedded
 
     # -- files ------------------------------------------------------------------------------
     def recognise(self, state, metadata) -> str | None:
@@ -60,7 +59,7 @@ class VARFamily(Family):
 
     def model_info(self, model: VARTransformer, name: str, path) -> ModelInfo:
         c = model.config
-        embedded = _embedded_source(path)
+        embedded = self.embedded_source(path)
         if embedded is not None:
             names = tuple(shipped.CLASS_NAMES) if len(shipped.CLASS_NAMES) == c.num_classes else None
         else:
@@ -72,12 +71,6 @@ class VARFamily(Family):
     def tokenizer_info(self, tokenizer: VARVQVAE, name: str) -> TokenizerInfo:
         return TokenizerInfo(self.name, name, tokenizer.codebook_size)
 
-    def embedded_models(self) -> tuple[str, ...]:
-        return shipped.embedded_names(self.name)
-
-    def embedded_files(self, name: str) -> dict:
-        paths = shipped.embedded_paths(name)
-        return {role: paths[key] for role, key in _EMBEDDED_ROLES.items()}
 
     # -- conditions -------------------------------------------------------------------------
     def class_condition(self, info, ids, names=None) -> Condition:
@@ -128,15 +121,6 @@ class VARFamily(Family):
             raise SamplingError("VAR samples scale by scale through its VQ-VAE: connect the VQ-VAE "
                                 "(vae_ch160v4096z32) to the sampler.")
         return model.bind(tokenizer)
-
-
-def _embedded_source(path) -> str | None:
-    """The embedded model whose transformer file ``path`` is, or None."""
-    if path is None:
-        return None
-    real = os.path.realpath(path)
-    return next((n for n in shipped.embedded_names("var")
-                 if os.path.realpath(shipped.EMBEDDED_MODELS[n]["var"]) == real), None)
 
 
 FAMILY = VARFamily()
