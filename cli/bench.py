@@ -17,7 +17,8 @@ def register(sub) -> None:
     p.add_argument("--per-class", type=int, default=10, help="images per class per sampler per seed")
     p.add_argument("--seeds", default="0", help="comma-separated seeds; mean ± std is reported over them")
     p.add_argument("--sampler", "--samplers", dest="samplers", default=None,
-                   help="comma-separated; default plain,entropy (tiny) or every next-scale sampler (tiny-var); "
+                   help="comma-separated; default plain,entropy (tiny), every next-scale sampler (tiny-var) or every masked "
+                        "sampler (tiny-masked); "
                         + "; ".join(f"{m}: {', '.join(d['samplers'])}" for m, d in EMBEDDED_DEFAULTS.items())
                         + " ('sjd' honours --acceptance/--coupled; 'NAME:centered' picks a '-scalewise' form)")
     p.add_argument("--json", help="write the results as JSON (one object per sampler)")

@@ -8,6 +8,7 @@ from dataclasses import replace
 from ..errors import ARSampleError
 from ..samplers import (ACCEPTANCE_RULES, DRAFT_INITS, NamedSampler, SamplerSettings, SJDSettings, SpeculativeJacobi,
                         named_sampler, sampler_names)
+from ..samplers.masked import MaskedOptions
 from ..samplers.next_scale import SCALE_TEMPERATURE_FORMS, NextScale, ScaleTemperature
 
 # Each embedded model's sampling defaults and the samplers the demo and the benchmark compare.
@@ -15,18 +16,23 @@ from ..samplers.next_scale import SCALE_TEMPERATURE_FORMS, NextScale, ScaleTempe
 # 2000 of 16,384 tokens, 12%; 16 of 128 is the same share).
 # tiny-var: VAR's cfg (ramped linearly over the scales, see samplers.next_scale.schedule) and top-k 32
 # of 256 codes, the same 12% share; preset: the paper's scale-wise (STAR) values moved to its entropy scale.
+# tiny-masked: the references' masked guidance (uncond + s·(cond − uncond)) at 2, no top-k (as aMUSEd and
+# Meissonic), 16 steps for its 256 tokens; preset: Meissonic's values moved to its entropy scale.
 EMBEDDED_DEFAULTS = {
-    "tiny": dict(cfg=2.0, top_k=16, top_p=1.0, temperature=1.0, preset="embedded",
+    "tiny": dict(cfg=2.0, top_k=16, top_p=1.0, temperature=1.0, preset="embedded", steps=None,
                  samplers=sampler_names("next-token")),
-    "tiny-var": dict(cfg=2.0, top_k=32, top_p=1.0, temperature=1.0, preset="embedded-var",
+    "tiny-var": dict(cfg=2.0, top_k=32, top_p=1.0, temperature=1.0, preset="embedded-var", steps=None,
                      samplers=sampler_names("next-scale")),
+    "tiny-masked": dict(cfg=2.0, top_k=0, top_p=1.0, temperature=1.0, preset="embedded-masked", steps=16,
+                        samplers=sampler_names("masked")),
 }
 TINY_DEFAULTS = EMBEDDED_DEFAULTS["tiny"]
 
 
 def add_sampling_flags(p) -> None:
     p.add_argument("--model", default="tiny", choices=sorted(EMBEDDED_DEFAULTS),
-                   help="embedded model: tiny (next-token LlamaGen) or tiny-var (next-scale VAR)")
+                   help="embedded model: tiny (next-token LlamaGen), tiny-var (next-scale VAR) or tiny-masked "
+                        "(masked Meissonic)")
     p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance (next-token: any value ≤ 1 is "
                    "off; next-scale: VAR's cfg, ramped over the scales, 0 = off); default: the model's (" +
                    _defaults_text("cfg") + ")")
@@ -37,6 +43,9 @@ def add_sampling_flags(p) -> None:
                    help="entropy-temperature preset of the entropy samplers; default: the model's (" +
                         _defaults_text("preset") + "; 'embedded' is the LlamaGen preset moved to the tiny "
                         "model's entropy scale); a sampler named like 'entropy@llamagen' uses its own")
+    p.add_argument("--steps", type=int, default=None,
+                   help="masked models: decoding steps (forward passes) per image; default: the model's (tiny-masked "
+                        f"{EMBEDDED_DEFAULTS['tiny-masked']['steps']})")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
 
 
@@ -47,7 +56,10 @@ def _defaults_text(key: str) -> str:
 def apply_model_defaults(args) -> None:
     """Fill every sampling flag left unset with the chosen embedded model's default (in place)."""
     defaults = EMBEDDED_DEFAULTS[args.model]
-    for key in ("cfg", "top_k", "top_p", "temperature", "preset"):
+    if getattr(args, "steps", None) is not None and defaults["steps"] is None:
+        raise ARSampleError(f"--steps applies to masked models (tiny-masked); --model {args.model} decodes "
+                            f"{'next-scale' if args.model == 'tiny-var' else 'next-token'}.")
+    for key in ("cfg", "top_k", "top_p", "temperature", "preset", "steps"):
         if getattr(args, key, None) is None:
             setattr(args, key, defaults[key])
     if getattr(args, "samplers", "") is None:
@@ -83,16 +95,18 @@ def build_samplers(names: str, base: SamplerSettings, args, order: str = "next-t
     ``name@preset`` (e.g. ``entropy@llamagen``) runs a sampler with another entropy preset, and
     ``name:form`` (e.g. ``scale-entropy-scalewise:centered``) a "+Scale-wise" sampler with another
     per-scale form, so one table can compare presets and forms. Every name must decode in ``order``
-    (the model's decoding order).
+    (the model's decoding order). Masked samplers take their step count from ``args.steps``.
     """
+    masked = MaskedOptions(steps=args.steps) if order == "masked" and getattr(args, "steps", None) else None
     out = []
     for label in [n.strip() for n in names.split(",") if n.strip()]:
         rest, _, own_preset = label.partition("@")
         name, _, form = rest.partition(":")
-        if name not in sampler_names(order) and any(name in sampler_names(o) for o in ("next-token", "next-scale")):
+        if name not in sampler_names(order) and any(name in sampler_names(o)
+                                                    for o in ("next-token", "next-scale", "masked")):
             raise ARSampleError(f"Sampler '{name}' does not decode in this model's order ({order}); use one of "
                                 f"{', '.join(sampler_names(order))}.")
-        sampler = named_sampler(name, base, own_preset or args.preset, sjd_settings(args))
+        sampler = named_sampler(name, base, own_preset or args.preset, sjd_settings(args), masked=masked)
         if form:
             if not name.endswith("-scalewise") or form not in SCALE_TEMPERATURE_FORMS or form == "table":
                 forms = ", ".join(f for f in SCALE_TEMPERATURE_FORMS if f != "table")

@@ -19,6 +19,7 @@ from ..models.t5 import load_t5
 from ..outputs import OutputPlan
 from ..samplers import (PRESETS, NamedSampler, NextScaleOptions, NextToken, SamplerSettings, ScaleTemperature,
                         named_sampler, preset)
+from ..samplers.masked import MASK_SCHEDULES, Masked, MaskedOptions
 from ..samplers.next_scale import SCALE_TEMPERATURE_FORMS
 from .common import entropy_heatmaps, parse_int_list, pick_device
 from .embedded_args import add_sjd_flags, sjd_method
@@ -27,11 +28,14 @@ SAMPLERS = ("plain", "entropy", "sjd")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("generate", help="sample images from a model + its tokenizer (LlamaGen GPT + VQ, VAR or STAR + VQ-VAE)",
+    p = sub.add_parser("generate", help="sample images from a model + its tokenizer (LlamaGen GPT + VQ, VAR or STAR + "
+                                        "VQ-VAE, Meissonic transformer + VQ)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--gpt", help="model checkpoint (.pt/.pth or .safetensors): a LlamaGen GPT, a VAR transformer or a STAR "
-                                   "snapshot")
-    p.add_argument("--vq", help="its tokenizer (.pt/.pth or .safetensors): a LlamaGen VQ or VAR's VQ-VAE")
+    p.add_argument("--gpt", help="model checkpoint (.pt/.pth or .safetensors): a LlamaGen GPT, a VAR transformer, a STAR "
+                                   "snapshot, or a Meissonic transformer (the Meissonic folder, its transformer/, or "
+                                   "one .safetensors)")
+    p.add_argument("--vq", help="its tokenizer (.pt/.pth or .safetensors): a LlamaGen VQ, VAR's VQ-VAE or Meissonic's VQ "
+                                "(default for a Meissonic folder given as --gpt: its vqvae/)")
     p.add_argument("--model", help="an embedded model by name instead of --gpt/--vq (e.g. 'tiny')")
     p.add_argument("--classes", help="class-to-image: class ids, one image each, in order (repeat for more)")
     p.add_argument("--prompt", action="append",
@@ -42,8 +46,12 @@ def register(sub) -> None:
     p.add_argument("--t5-dtype", choices=("fp32", "bf16", "fp16"), default=None,
                    help="T5 weight dtype (default: bf16 on CUDA, fp32 on CPU)")
     p.add_argument("--clip", help="text-to-image with STAR: the Stable Diffusion 2.1 text encoder (CLIP ViT-H/14), the "
-                                  "SD 2.1 folder as downloaded or one holding text_encoder/ and tokenizer/ (needs "
+                                  "SD 2.1 folder as downloaded or one holding text_encoder/ and tokenizer/; with "
+                                  "Meissonic: the Meissonic folder (its text_encoder/ and tokenizer/) (needs "
                                   "'pip install transformers', the [star] extra)")
+    p.add_argument("--negative-prompt", default=None,
+                   help="Meissonic: the negative prompt of the unconditional rows (default: empty; the Meissonic README "
+                        "uses a list of defects, see README)")
     p.add_argument("--cross-attn-mode", default=None, metavar="per-prompt|row0-broadcast|per-row",
                    help="STAR only: how a batch's rows read the text (default per-prompt, the reference's images "
                         "for each prompt; row0-broadcast reproduces the reference's batches; per-row is standard "
@@ -57,6 +65,15 @@ def register(sub) -> None:
                    help="next-scale models: the per-scale temperature factor ('+Scale-wise') in this form (off unless "
                         "given; centered-normalized is the default form)")
     p.add_argument("--beta", type=float, default=None, help="with --scale-temperature: its decay beta (default 0.3)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="masked models (Meissonic): decoding steps (default 48, the Meissonic pipeline's; 16 for "
+                        "--model tiny-masked)")
+    p.add_argument("--masked-entropy", choices=("both", "prob", "masking"), default="both",
+                   help="masked models with --sampler entropy: where the entropy temperature applies: the token "
+                        "logits ('prob', '+Prob.'), the re-masking confidence ('masking', '+Masking') or both (the "
+                        "released Meissonic sampler)")
+    p.add_argument("--schedule", choices=MASK_SCHEDULES, default="cosine",
+                   help="masked models: how many tokens stay masked after each step")
     p.add_argument("--cfg", type=float, default=None,
                    help="classifier-free guidance scale, any value ≤ 1 is off (default: 4 for classes, 7.5 for "
                         "prompts, as the LlamaGen demos); next-scale models: VAR's cfg, ramped linearly over the "
@@ -105,6 +122,14 @@ def check_sampler_flags(args, order: str) -> None:
                                 "--sampler entropy.")
     elif args.scale_temperature or args.beta is not None:
         raise ARSampleError("--scale-temperature/--beta apply to next-scale models (VAR) only.")
+    if order == "masked":
+        if args.sampler == "sjd" or args.entropy_temperature:
+            raise ARSampleError("--sampler sjd / --entropy-temperature: speculative Jacobi decoding does not apply to "
+                                "masked decoding; use --sampler plain or entropy (with --masked-entropy).")
+    elif args.steps is not None or args.masked_entropy != "both" or args.schedule != "cosine" \
+            or args.negative_prompt is not None:
+        raise ARSampleError("--steps/--masked-entropy/--schedule/--negative-prompt apply to masked models "
+                            "(Meissonic) only.")
     if args.beta is not None and not args.scale_temperature:
         raise ARSampleError("--beta needs --scale-temperature FORM.")
 
@@ -126,6 +151,12 @@ def sampler_from_args(args, base: SamplerSettings, model_preset: str, order: str
             form = ScaleTemperature(args.scale_temperature, **({} if args.beta is None else {"beta": args.beta}))
         return named_sampler(name, replace(base, entropy=entropy), model_preset,
                              next_scale=NextScaleOptions(scale_temperature=form))
+    if order == "masked":
+        steps = args.steps if args.steps is not None else (16 if args.model == "tiny-masked" else 48)
+        which = args.masked_entropy
+        method = Masked(MaskedOptions(steps=steps, schedule=args.schedule, prob=which in ("both", "prob"),
+                                      masking=which in ("both", "masking")))
+        return NamedSampler(method.label(entropy is not None), replace(base, entropy=entropy), method)
     method = sjd_method(args) if args.sampler == "sjd" else NextToken()
     return NamedSampler(method.label(entropy is not None), replace(base, entropy=entropy), method)
 
@@ -158,6 +189,8 @@ def run(args) -> int:
                                 f"{model.family.title} model.")
         model.module.with_cross_attn_mode(args.cross_attn_mode)
     check_sampler_flags(args, model.family.order)
+    if args.cfg is None and model.family.order == "masked":  # Meissonic's pipeline: 9; the tiny model's default: 2
+        base = replace(base, cfg_scale=9.0 if args.prompt else (2.0 if args.model == "tiny-masked" else 4.0))
     cond = _condition(args, model, classes, device)
     sampler = sampler_from_args(args, base, model.info.preset, model.family.order)
     check_order(model.info, sampler.method)
@@ -184,6 +217,8 @@ def _model_files(args) -> dict[str, str]:
             raise ARSampleError("Give either --model or --gpt/--vq, not both.")
         _, files = embedded_files(args.model)
         return {f"--model {args.model} ({role} file)": str(files[role]) for role in (MODEL, TOKENIZER)}
+    if args.gpt and not args.vq and Path(args.gpt).is_dir():  # a diffusers folder holds its tokenizer too
+        return {"--gpt": args.gpt, "--vq (the --gpt folder)": args.gpt}
     if not (args.gpt and args.vq):
         raise ARSampleError("Give --gpt and --vq checkpoints, or --model tiny for the embedded model.")
     return {"--gpt": args.gpt, "--vq": args.vq}
@@ -195,6 +230,13 @@ def _condition(args, model: Loaded, classes: list[int] | None, device) -> Condit
     require_kind(info, CLASS if classes is not None else PROMPT, "cli")
     if classes is not None:
         return entry.class_condition(info, classes)
+    if args.clip and info.prompt.clip_features == "meissonic":
+        check_text_encoder(info, "clip", "cli")
+        from ..models.meissonic_text import encode_meissonic_prompts
+
+        text, negative = encode_meissonic_prompts(args.clip, args.prompt, args.negative_prompt or "", device=device)
+        return entry.prompt_condition(info, text.states, None, args.prompt, pooled=text.pooled,
+                                      null=(negative.states, None, negative.pooled))
     if args.clip:
         check_text_encoder(info, "clip", "cli")
         text, empty = encode_sd21_prompts(args.clip, args.prompt, device=device, expected_width=info.prompt.width)

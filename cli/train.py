@@ -1,4 +1,5 @@
-"""`arsample train`: (re)create an embedded model on CPU (the tiny LlamaGen or the tiny next-scale VAR)."""
+"""`arsample train`: (re)create an embedded model on CPU (the tiny LlamaGen, the tiny next-scale VAR or the tiny
+masked Meissonic)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from types import ModuleType
 
 from ..errors import ARSampleError
 from ..lab import train as train_llamagen
-from ..lab import train_var
+from ..lab import train_masked, train_var
 from ..models.embedded import WEIGHTS
 from ..outputs import OutputPlan
 
@@ -35,6 +36,8 @@ RECIPES = {
     "tiny": _Recipe(train_llamagen, train_llamagen.TrainSettings, "the tiny LlamaGen (VQ, GPT, evaluator)"),
     "tiny-var": _Recipe(train_var, train_var.VARTrainSettings,
                         "the tiny next-scale VAR (multi-scale VQ-VAE, VAR transformer)"),
+    "tiny-masked": _Recipe(train_masked, train_masked.MaskedTrainSettings,
+                           "the tiny masked Meissonic (transformer + class table, on the tiny LlamaGen's VQ)"),
 }
 
 
@@ -48,7 +51,7 @@ def _setting_flags() -> dict[str, type]:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train an embedded model on procedural shapes (tiny: LlamaGen; tiny-var: VAR)")
+    p = sub.add_parser("train", help="train an embedded model on procedural shapes (tiny: LlamaGen; tiny-var: VAR; tiny-masked: Meissonic)")
     p.add_argument("--model", choices=sorted(RECIPES), default="tiny",
                    help="; ".join(f"{name}: {r.what}" for name, r in RECIPES.items()))
     p.add_argument("--work-dir", required=True, help="checkpoints and logs; rerun to resume")

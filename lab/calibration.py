@@ -8,7 +8,9 @@ with ``samplers.entropy.rescaled``. The ``embedded`` preset in ``samplers.PRESET
 for the shipped tiny model as literal values; ``embedded_preset()`` recomputes it from the recorded
 measurement, and the tests check that the two agree. The same is done for the tiny next-scale model:
 ``measure_scale_entropy`` (plain next-scale sampling at its defaults, every token of every scale) and
-the paper's scale-wise (STAR) preset moved to that scale give ``embedded-var``.
+the paper's scale-wise (STAR) preset moved to that scale give ``embedded-var``. And for the tiny masked
+model: ``measure_masked_entropy`` (plain masked sampling at its defaults, each token's entropy at the step
+it was committed) and Meissonic's preset moved to that scale give ``embedded-masked``.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import Sequence
 import torch
 
 from ..models.llamagen import LlamaGenCondition
+from ..models.meissonic.generator import MeissonicClassCondition
 from ..models.var import VARCondition
 from ..samplers import PRESETS, EntropyTemperature, SamplerSettings, sample_ar
+from ..samplers.masked import MaskedOptions, sample_masked
 from ..samplers.next_scale import sample_next_scale
 from ..samplers.entropy import rescaled
 
@@ -33,8 +37,8 @@ MEASURE_PER_CLASS = 10
 
 # Recorded: the shipped tiny model's per-token entropy at its defaults, plain sampling, entropy of the
 # guided distribution before top-k (raw), over 200 images of seeds 100 and 101 — mean and std in nats.
-EMBEDDED_ENTROPY_MEAN = 0.79
-EMBEDDED_ENTROPY_STD = 0.57
+EMBEDDED_ENTROPY_MEAN = 0.60
+EMBEDDED_ENTROPY_STD = 0.51
 
 # The tiny next-scale model's defaults (VAR's ramped cfg 2, top-k 32 of 256) and its recorded per-token
 # entropy under plain next-scale sampling (raw, every scale), same seeds and images as above.
@@ -42,6 +46,13 @@ VAR_DEFAULT_CFG = 2.0
 VAR_DEFAULT_TOP_K = 32
 EMBEDDED_VAR_ENTROPY_MEAN = 2.02
 EMBEDDED_VAR_ENTROPY_STD = 0.84
+
+# The tiny masked model's defaults (guidance 2, no top-k, 16 steps) and its recorded per-token entropy under
+# plain masked sampling (raw, each token at the step it was committed), same seeds and images as above.
+MASKED_DEFAULT_CFG = 2.0
+MASKED_DEFAULT_STEPS = 16
+EMBEDDED_MASKED_ENTROPY_MEAN = 1.32
+EMBEDDED_MASKED_ENTROPY_STD = 0.75
 
 
 @torch.no_grad()
@@ -110,3 +121,32 @@ def star_raw() -> EntropyTemperature:
 def embedded_var_preset() -> EntropyTemperature:
     """The ``embedded-var`` preset from the recorded measurement of the shipped tiny next-scale model."""
     return rescaled(star_raw(), mean=EMBEDDED_VAR_ENTROPY_MEAN, std=EMBEDDED_VAR_ENTROPY_STD)
+
+
+@torch.no_grad()
+def measure_masked_entropy(generator, *, cfg: float = MASKED_DEFAULT_CFG, steps: int = MASKED_DEFAULT_STEPS,
+                           per_class: int = MEASURE_PER_CLASS, seeds: Sequence[int] = MEASURE_SEEDS,
+                           classes: Sequence[int] | None = None) -> tuple[float, float]:
+    """(mean, std) in nats of a class-to-image masked model's per-token entropy under plain masked sampling.
+
+    ``generator``: a class-conditional ``MeissonicGenerator``. As ``measure_entropy``: per seed one batch
+    of ``per_class`` images of each class, the guided distribution before filtering; each token's
+    entropy is the one at the step it was committed.
+    """
+    classes = list(range(generator.num_classes)) if classes is None else list(classes)
+    labels = torch.tensor(classes, dtype=torch.long).repeat_interleave(per_class)
+    settings = SamplerSettings(cfg_scale=cfg)
+    values = torch.cat([sample_masked(generator, MeissonicClassCondition(labels), settings,
+                                      options=MaskedOptions(steps=steps), seed=seed).entropy.flatten()
+                        for seed in seeds]).double()
+    return float(values.mean()), float(values.std(unbiased=False))
+
+
+def meissonic_raw() -> EntropyTemperature:
+    """Meissonic's preset (the released masked sampler's values) reading the raw entropy."""
+    return replace(PRESETS["meissonic"], source="raw")
+
+
+def embedded_masked_preset() -> EntropyTemperature:
+    """The ``embedded-masked`` preset from the recorded measurement of the shipped tiny masked model."""
+    return rescaled(meissonic_raw(), mean=EMBEDDED_MASKED_ENTROPY_MEAN, std=EMBEDDED_MASKED_ENTROPY_STD)

@@ -52,7 +52,7 @@ class TrainSettings:
     commit_beta: float = 0.25
     restart_every: int = 50
     token_images: int = 20000
-    gpt_steps: int = 3600
+    gpt_steps: int = 7200
     gpt_batch: int = 16
     gpt_lr: float = 2e-3
     label_dropout: float = 0.1

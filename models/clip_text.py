@@ -87,13 +87,14 @@ class TextFeatures:
         return int(self.states.shape[-1])
 
 
-def require_transformers():
-    """The ``transformers`` module, or ConfigError saying how to install it."""
+def require_transformers(purpose: str = "Reading the SD-2.1 text encoder for STAR"):
+    """The ``transformers`` module, or ConfigError saying how to install it (``purpose``: what needs it, for the
+    message)."""
     try:
         import transformers
     except ImportError as exc:
-        raise ConfigError(f"Reading the SD-2.1 text encoder for STAR needs the 'transformers' package, which is not "
-                          f"installed ({exc}); install it with: {INSTALL_HINT}.") from None
+        raise ConfigError(f"{purpose} needs the 'transformers' package, which is not installed ({exc}); install it "
+                          f"with: {INSTALL_HINT}.") from None
     return transformers
 
 

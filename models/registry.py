@@ -35,13 +35,18 @@ CLASS, PROMPT = "class", "prompt"  # what a model is conditioned on
 MODEL, TOKENIZER = "model", "tokenizer"  # the two roles of a family's files
 EMBEDDED_PREFIX = "embedded:"  # how hosts list the models shipped inside the pack
 
-_FAMILIES = ("llamagen", "var", "star")  # packages under models/ with a family.py exporting FAMILY
+# Packages under models/ with a family.py exporting FAMILY. A folder is read by the first family whose ``read_file``
+# claims it: "janus" claims folders whose config.json is a Janus one, "meissonic" diffusers folders (a transformer/ or
+# vqvae/ inside, or a diffusion_pytorch_model file).
+_FAMILIES = ("llamagen", "var", "star", "janus", "meissonic")
 
 # The kind check's words: what each kind of model is, what it takes, and how each host gives it.
 _KIND_WORDS = {CLASS: ("class-to-image", "classes"), PROMPT: ("text-to-image", "a text prompt")}
 _HOST_HINTS = {
-    "node": {CLASS: "'Class Condition'", PROMPT: "'Text Condition (T5)'"},
-    "cli": {CLASS: "--classes", PROMPT: "--prompt with --t5"},
+    "node": {CLASS: "'Class Condition'", "t5": "'Text Condition (T5)'", "clip": "'Text Condition (CLIP)'",
+             "own": "a text prompt (the model reads it itself, no text encoder)"},
+    "cli": {CLASS: "--classes", "t5": "--prompt with --t5", "clip": "--prompt with --clip",
+            "own": "--prompt (no text encoder)"},
 }
 
 
@@ -55,7 +60,10 @@ class PromptSpec:
     width: int
     encoder: str
     align: str = "left"
-    encoder_kind: str = "t5"  # which text encoder hosts must load: "t5" (FLAN-T5-XL) or "clip" (SD-2.1 CLIP-H)
+    # which text encoder hosts must load: "t5" (FLAN-T5-XL), "clip" (CLIP ViT-H/14), or "own": none, the model
+    # tokenises prompt strings itself (Janus-Pro) and hosts build its condition with ``Family.text_condition``
+    encoder_kind: str = "t5"
+    clip_features: str = ""  # which CLIP-H features: "" (STAR's, SD-2.1) or "meissonic" (hidden_states[-2] + projection)
 
 
 @dataclass(frozen=True)
@@ -120,15 +128,26 @@ class Family:
     tokenizer_family = ""  # the family whose tokenizer decodes this family's tokens ("" = this one)
     embedded_roles: dict[str, str] = {}  # {MODEL: key, TOKENIZER: key} of its files in models.embedded, if any
 
+    def tokenizer_families(self) -> tuple[str, ...]:
+        """The families whose tokenizers decode this family's tokens (default: ``tokenizer_family`` or this one)."""
+        return (self.tokenizer_family or self.name,)
+
     # -- files ------------------------------------------------------------------------------
     def recognise(self, state: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> str | None:
         """MODEL, TOKENIZER, or None when the state dict is not one of this family's."""
         raise NotImplementedError
 
-    def read_file(self, path: str | os.PathLike) -> tuple[dict, dict] | None:
-        """(state, metadata) of a file the generic reader refuses but this family knows how to open
-        (e.g. a training snapshot that nests the weights deeper), else None."""
+    def read_file(self, path: str | os.PathLike, role: str = MODEL) -> tuple[dict, dict] | None:
+        """(state, metadata) of a file or folder the generic reader refuses but this family knows how to open
+        (a training snapshot that nests the weights deeper, a diffusers folder whose ``role`` part is asked
+        for), else None."""
         return None
+
+    def complete_metadata(self, path: str | os.PathLike, state: Mapping[str, torch.Tensor],
+                          metadata: dict[str, str]) -> dict[str, str]:
+        """``metadata`` of a file the generic reader read, completed from files beside it if this family keeps
+        its configuration there (a diffusers ``config.json``); unchanged by default."""
+        return metadata
 
     def build_model(self, state, metadata, filename: str, *, dtype, device, image_size: int | None = None,
                     tokenizer: torch.nn.Module | None = None, override: Mapping | None = None) -> torch.nn.Module:
@@ -179,6 +198,16 @@ class Family:
         ``pooled`` (B, width) and ``null`` (the empty prompt's (states, mask, pooled)) for encoders that give them
         and models that read them (STAR)."""
         raise NotImplementedError
+
+    def text_condition(self, model: torch.nn.Module, info: ModelInfo, prompts: Sequence[str], host: str = "cli",
+                       **options) -> Condition:
+        """A condition from plain prompt strings (one per image), for models that tokenise prompts themselves
+        (``info.prompt.encoder_kind`` "own", e.g. Janus-Pro); ``model`` is the loaded module, ``host`` ('node' or
+        'cli') picks the words of the kind check, ``options`` are the family's own. Models that read text-encoder
+        features build theirs with ``prompt_condition`` instead, so by default this refuses."""
+        require_kind(info, PROMPT, host)
+        raise SamplingError(f"{info.name} reads {info.prompt.encoder} features, not prompt text: encode the prompt "
+                            f"with that text encoder first.")
 
     def check_fit(self, info: ModelInfo, cond: Condition) -> None:
         """Family-specific check that a condition of the right kind fits the model (ids, shapes)."""
@@ -249,17 +278,21 @@ def family_of_file(path: str | os.PathLike) -> tuple[Family, str]:
     return _recognised(state, metadata, Path(path).name)
 
 
-def read_model_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(state, metadata) of a checkpoint: the generic reader (``checkpoint.read_checkpoint``), or, for a file
-    it refuses, the first family that knows the layout (``Family.read_file``); else the generic error."""
+def read_model_file(path: str | os.PathLike, role: str = MODEL) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(state, metadata) of a checkpoint: the generic reader (``checkpoint.read_checkpoint``), or, for a file or
+    folder it refuses, the first family that knows the layout (``Family.read_file``, asked for the ``role``
+    part); else the generic error."""
     try:
-        return read_checkpoint(path)
+        state, metadata = read_checkpoint(path)
     except CheckpointError as error:
         for entry in families().values():
-            found = entry.read_file(path)
+            found = entry.read_file(path, role)
             if found is not None:
                 return found
         raise error
+    for entry in families().values():
+        metadata = entry.complete_metadata(path, state, metadata)
+    return state, metadata
 
 
 def _recognised(state, metadata, filename: str) -> tuple[Family, str]:
@@ -281,7 +314,7 @@ def load_model(path: str | os.PathLike, *, dtype="fp32", device="cpu", image_siz
     """
     state, metadata = read_model_file(path)
     entry, _ = _recognised(state, metadata, Path(path).name)
-    if tokenizer is not None and tokenizer.family.name != (entry.tokenizer_family or entry.name):
+    if tokenizer is not None and tokenizer.family.name not in entry.tokenizer_families():
         raise ConfigError(f"{tokenizer.info.name} is a {tokenizer.family.title} tokenizer but {Path(path).name} is a "
                           f"{entry.title} model: use the tokenizer the model was trained with.")
     module = entry.build_model(state, metadata, Path(path).name, dtype=dtype, device=device, image_size=image_size,
@@ -291,8 +324,9 @@ def load_model(path: str | os.PathLike, *, dtype="fp32", device="cpu", image_siz
 
 
 def load_tokenizer(path: str | os.PathLike, *, dtype="fp32", device="cpu", name: str | None = None) -> Loaded:
-    """Read a tokenizer checkpoint once, find its family, build it and its info."""
-    state, metadata = read_checkpoint(path)
+    """Read a tokenizer checkpoint (or the tokenizer part of a folder a family knows) once, find its family,
+    build it and its info."""
+    state, metadata = read_model_file(path, TOKENIZER)
     entry, _ = _recognised(state, metadata, Path(path).name)
     module = entry.build_tokenizer(state, metadata, Path(path).name, dtype=dtype, device=device)
     del state
@@ -320,15 +354,14 @@ def require_kind(info: ModelInfo, kind: str, host: str) -> None:
     if kind == info.kind:
         return
     what, _ = _KIND_WORDS[info.kind]
-    raise SamplingError(f"{info.name} is a {what} model; use {_HOST_HINTS[host][info.kind]}, not "
-                        f"{_KIND_WORDS[kind][1]}.")
+    hint = _HOST_HINTS[host][CLASS if info.kind == CLASS else info.prompt.encoder_kind]
+    raise SamplingError(f"{info.name} is a {what} model; use {hint}, not {_KIND_WORDS[kind][1]}.")
 
 
 def check_pair(source, tokenizer: TokenizerInfo) -> None:
     """Refuse a tokenizer that cannot decode ``source``'s tokens (a ModelInfo, or anything with
     ``family`` and ``vocab_size``, such as sampled tokens): another family, or another codebook."""
-    wanted = family(source.family).tokenizer_family or source.family
-    if tokenizer.family != wanted:
+    if tokenizer.family not in family(source.family).tokenizer_families():
         raise ConfigError(f"{tokenizer.name} is a {family(tokenizer.family).title} tokenizer but the tokens come from "
                           f"a {family(source.family).title} model: use the tokenizer the model was trained with.")
     family(source.family).check_vocab(source.vocab_size, tokenizer)
@@ -355,9 +388,11 @@ def check_prompt_width(info: ModelInfo, width: int, host: str, encoder_kind: str
 # How each host gives each kind of text encoder.
 _ENCODER_HINTS = {
     "node": {"t5": "'Load T5 Text Encoder' into 'Text Condition (T5)'",
-             "clip": "ComfyUI's 'Load CLIP' (type stable_diffusion, an SD 2.x text encoder) into 'Text Condition (CLIP)'"},
+             "clip": "ComfyUI's 'Load CLIP' (type stable_diffusion, an SD 2.x text encoder) into 'Text Condition (CLIP)'",
+             "own": "the prompt text alone (the model tokenises it itself; no text encoder)"},
     "cli": {"t5": "--t5 PATH (the flan-t5-xl folder, or one .safetensors of its encoder)",
-            "clip": "--clip PATH (the Stable Diffusion 2.1 folder, or its text_encoder/ and tokenizer/)"},
+            "clip": "--clip PATH (the Stable Diffusion 2.1 folder, or its text_encoder/ and tokenizer/)",
+            "own": "--prompt alone (the model tokenises it itself; no text encoder)"},
 }
 
 

@@ -24,6 +24,8 @@ class ModelSource:
     alternative: str = ""  # what else the input accepts, e.g. the embedded model
 
 
+MEISSONIC_DOWNLOAD = "huggingface.co/MeissonFlow/Meissonic"  # the diffusers folder (transformer/, vqvae/, text_encoder/)
+
 _LLAMAGEN = ("huggingface.co/FoundationVision/LlamaGen (class-to-image) or huggingface.co/peizesun/llamagen_t2i "
              "(text-to-image)")
 

@@ -8,14 +8,15 @@ from .conditioning import ClassCondition
 from .decode import EntropyMap, VQDecode
 from .loaders import ModelLoader, VQLoader
 from .paths import register_folders
-from .sampler_options import NextScaleSampling, NextTokenSampling, SpeculativeJacobiDecoding
+from .sampler_options import MaskedSampling, NextScaleSampling, NextTokenSampling, SpeculativeJacobiDecoding
 from .sampling import ARSample, EntropySampler, EntropySJDSampler, PlainSampler
 from .temperature import EntropyTemperatureNode
 from .text import ClipTextCondition, T5Loader, TextCondition
 
 NODES: list[type[io.ComfyNode]] = [
     ModelLoader, VQLoader, T5Loader, ClassCondition, TextCondition, ClipTextCondition,
-    EntropyTemperatureNode, NextTokenSampling, SpeculativeJacobiDecoding, NextScaleSampling, ARSample,
+    EntropyTemperatureNode, NextTokenSampling, SpeculativeJacobiDecoding, NextScaleSampling, MaskedSampling,
+    ARSample,
     PlainSampler, EntropySampler, EntropySJDSampler,
     VQDecode, EntropyMap,
 ]

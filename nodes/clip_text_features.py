@@ -26,6 +26,21 @@ ComfyUI 0.3.75 ``comfy/text_encoders/sd2_clip.py``, ``comfy/sd1_clip.py``, ``com
 Nothing of the CLIP object is changed: no options are set (the text model is called directly with
 the block to return), the tokenizer is copied. The model is loaded through ComfyUI's memory manager
 (``clip.load_model()``, as encoding does), so LoRA patches on the CLIP apply.
+
+``meissonic_features_from_comfy_clip`` does the same for Meissonic (``models.meissonic_text``): "Load CLIP"
+(type ``stable_diffusion``) on Meissonic's ``text_encoder/model.safetensors`` (HF layout, 24 blocks +
+``text_projection.weight``; detected as SD2 CLIP-H) builds the same SD2 CLIP, and every weight loads. Meissonic reads
+``hidden_states[-2]`` — ComfyUI's ``intermediate_output`` = blocks − 2 with ``final_layer_norm_intermediate=False``
+(no final LayerNorm) — and ``text_embeds`` — ComfyUI's projected pooled output (final LayerNorm at the first end
+token, times ``text_projection``), which needs the 24th block and the projection. The tokens are the library's
+(``"!"`` padding, 77 tokens, shared ``tokenize_clip``), run **without** attention mask, as the reference. ComfyUI
+builds 24 blocks and a projection for every SD2 CLIP but leaves what the file lacks unloaded (uninitialized memory,
+"clip missing" in its log): SD-2.x's HF export (23 blocks, no projection) loads that way. The 24th block's and the
+projection's weights are checked for what unloaded memory looks like (non-finite, constant — zeros —, huge or
+denormal values) and such a CLIP is refused; the check is a heuristic (unloaded memory that happens to hold
+plausible numbers passes). A full OpenCLIP ViT-H/14 text tower (e.g. the CLIP of an SD-2.x checkpoint, which keeps
+the 24th block and the projection) is accepted: it is the architecture Meissonic's reference scripts load
+(laion/CLIP-ViT-H-14-laion2B-s32B-b79K).
 """
 
 from __future__ import annotations
@@ -46,6 +61,14 @@ from ..models.clip_text import (
     check_width,
     split_rows,
     tokenize_clip,
+)
+from ..models.meissonic_text import (
+    HF_REPO,
+    MEISSONIC_BLOCKS,
+    MEISSONIC_WIDTH,
+    MeissonicTextFeatures,
+    check_meissonic_width,
+    negative_prompts,
 )
 
 SKIPPED_FINAL_BLOCKS = 1  # OpenCLIP ViT-H has 24 blocks; SD-2.x (and the HF export STAR reads) ends at the 23rd
@@ -118,3 +141,101 @@ def features_from_comfy_clip(clip, prompts: Sequence[str] | str,
         end = ids.argmax(dim=-1).to(states.device)
         pooled = states[torch.arange(states.shape[0], device=states.device), end]
     return split_rows(states, mask, pooled, prompts)
+
+
+_MEISSONIC_LOAD_HINT = (f"load Meissonic's text_encoder/model.safetensors ({HF_REPO}) with 'Load CLIP' "
+                        f"(type: stable_diffusion)")
+
+
+def _meissonic_parts(clip):
+    """(ComfyUI's SD2 CLIP-H model, its tokenizer wrapper), or ConfigError naming what was connected."""
+    model = getattr(getattr(clip, "cond_stage_model", None), "clip_h", None)
+    tokenizer = getattr(getattr(clip, "tokenizer", None), "clip_h", None)
+    if model is None or tokenizer is None or not hasattr(model, "transformer") or not hasattr(tokenizer, "tokenizer"):
+        kind = type(getattr(clip, "cond_stage_model", clip)).__name__
+        raise ConfigError(f"Meissonic reads the CLIP ViT-H/14 text encoder ({MEISSONIC_WIDTH} wide, with projection), "
+                          f"but the CLIP given is '{kind}'; {_MEISSONIC_LOAD_HINT}.")
+    return model, tokenizer
+
+
+def _looks_unloaded(weight: torch.Tensor) -> bool:
+    """Whether a weight matrix looks like memory no file was loaded into: non-finite, constant (zeros of fresh
+    pages, a fill pattern), huge, or mostly denormal floats (pointers read as floats). A heuristic."""
+    w = weight.detach().float()
+    if w.numel() < 2 or not bool(torch.isfinite(w).all()):
+        return True
+    a = w.abs()
+    if float(w.max() - w.min()) == 0.0 or float(a.max()) > 1e4:
+        return True
+    nonzero = a > 0
+    denormal = nonzero & (a < 1e-30)
+    return bool(denormal.sum() * 2 > nonzero.sum())
+
+
+def _check_meissonic_weights(transformer) -> None:
+    """ConfigError when the 24th block or the text projection of ComfyUI's tower looks unloaded."""
+    last = transformer.text_model.encoder.layers[-1]
+    parts = {"text_projection": transformer.text_projection.weight}
+    for name in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "mlp.fc1",
+                 "mlp.fc2"):
+        module = last.get_submodule(name)
+        parts[f"last block {name}"] = module.weight
+    bad = [name for name, w in parts.items() if _looks_unloaded(w)]
+    if bad:
+        what = [w for w, hit in (("last (24th) block", any(b.startswith("last") for b in bad)),
+                                 ("text projection", "text_projection" in bad)) if hit]
+        raise ConfigError(f"This CLIP has no usable {' and '.join(what)} ({', '.join(bad[:2])}"
+                          f"{', ...' if len(bad) > 2 else ''} not loaded): it is not Meissonic's "
+                          f"text encoder (SD-2.x's HF text_encoder has 23 blocks and no projection); "
+                          f"{_MEISSONIC_LOAD_HINT}.")
+
+
+def meissonic_features_from_comfy_clip(clip, prompts: Sequence[str] | str, negative_prompt: str | Sequence[str] | None = "",
+                                       expected_width: int | None = None
+                                       ) -> tuple[MeissonicTextFeatures, MeissonicTextFeatures]:
+    """Meissonic's text features from ComfyUI's SD2 CLIP: (features of the prompts, features of the negative prompt
+    once per prompt), as ``models.meissonic_text.encode_meissonic_prompts`` gives them for the Meissonic folder.
+
+    Each: states (B, 77, D) float32 — the output of the second-to-last block of ComfyUI's 24-block tower, without the
+    final LayerNorm (HF ``hidden_states[-2]``); pooled (B, P) float32 — ComfyUI's projected pooled output (HF
+    ``text_embeds``). Tokens padded with ``"!"`` to 77, truncated; no attention mask. On the CPU, computed in float32.
+    ``negative_prompt``: a string (``""``/None: the empty prompt, encoded) or one string per prompt. Source:
+    viiika/Meissonic ``src/pipeline.py`` ``Pipeline.__call__``.
+
+    Raises ConfigError: not an SD2 CLIP-H, a 24th block or projection that was not loaded (e.g. SD-2.x's HF text
+    encoder), a width other than ``expected_width``, a tower without 77 positions or with fewer than 2 blocks, no
+    prompt / a non-string prompt / a negative prompt list of the wrong length. The CLIP object is not changed.
+    """
+    prompts = check_prompts(prompts)
+    negs = negative_prompts(negative_prompt, len(prompts))
+    model, comfy_tokenizer = _meissonic_parts(clip)
+    transformer = model.transformer
+    text_model = transformer.text_model
+    width = int(text_model.final_layer_norm.weight.shape[0])
+    projection = getattr(transformer, "text_projection", None)
+    if projection is None:
+        raise ConfigError(f"This CLIP has no text projection; {_MEISSONIC_LOAD_HINT}.")
+    check_meissonic_width(width, int(projection.weight.shape[0]), expected_width, "connected as 'clip'")
+    positions = int(text_model.embeddings.position_embedding.weight.shape[0])
+    blocks = len(text_model.encoder.layers)
+    if positions != CLIP_MAX_LENGTH or blocks < 2:
+        raise ConfigError(f"This SD2 CLIP has {positions} positions and {blocks} blocks; Meissonic's text encoder reads "
+                          f"{CLIP_MAX_LENGTH} tokens with OpenCLIP ViT-H's {MEISSONIC_BLOCKS} blocks.")
+    tokenizer = sd2_tokenizer(comfy_tokenizer)  # Meissonic's tokenizer pads with "!" (id 0) too
+    unique = list(dict.fromkeys(negs))
+    ids, _ = tokenize_clip(tokenizer, prompts + unique)
+    clip.load_model()
+    _check_meissonic_weights(transformer)
+    device = transformer.get_input_embeddings().weight.device
+    with torch.no_grad():
+        # (last state, intermediate, projected pooled, pooled); pooled at the first end token (49407, the config's
+        # eos_token_id), as HF pools Meissonic's legacy config (eos_token_id 2: the first position of the largest id)
+        _, states, pooled, _ = transformer(input_tokens=ids.to(device), attention_mask=None,
+                                           intermediate_output=blocks - 2, final_layer_norm_intermediate=False,
+                                           dtype=torch.float32)
+    states, pooled = states.float().cpu(), pooled.float().cpu()
+    b = len(prompts)
+    rows = torch.tensor([b + unique.index(n) for n in negs])
+    cond = MeissonicTextFeatures(states[:b].contiguous(), pooled[:b].contiguous(), tuple(prompts))
+    neg = MeissonicTextFeatures(states[rows].contiguous(), pooled[rows].contiguous(), tuple(negs))
+    return cond, neg

@@ -1,11 +1,12 @@
 """Decoding methods as values (ComfyUI's custom-sampling idiom): each option node outputs an AR_SAMPLER for
-'AR Sample' (next-token: plain and speculative Jacobi; next-scale: VAR's sampler). The masked order will add
-its option node here."""
+'AR Sample' (next-token: plain and speculative Jacobi; next-scale: VAR's sampler; masked: MaskGIT / aMUSEd /
+Meissonic decoding with the entropy switches "+Prob." and "+Masking")."""
 
 from __future__ import annotations
 
-from ..samplers import (DRAFT_INITS, NextScale, NextScaleOptions, NextToken, ScaleTemperature, SJDSettings,
-                        SpeculativeJacobi)
+from ..samplers import (DRAFT_INITS, Masked, MaskedOptions, NextScale, NextScaleOptions, NextToken, ScaleTemperature,
+                        SJDSettings, SpeculativeJacobi)
+from ..samplers.masked import MASK_SCHEDULES
 from ..samplers.next_scale import FILTER_RULES, SCALE_TEMPERATURE_FORMS
 from ._comfy import AR_SAMPLER, CATEGORY, io
 
@@ -120,3 +121,67 @@ class NextScaleSampling(io.ComfyNode):
     @classmethod
     def execute(cls, scale_temperature: str, beta: float, filter_rule: str) -> io.NodeOutput:
         return io.NodeOutput(next_scale_method(scale_temperature, beta, filter_rule))
+
+
+MASKED_MAX_STEPS = 256
+
+
+def masked_method(steps: int, schedule: str, choice_temperature_start: float, choice_temperature_end: float,
+                  prob: bool, masking: bool) -> Masked:
+    """The widgets → ``Masked(MaskedOptions(...))``; bad values raise the library's SamplingError (a node error).
+    Steps beyond the model's token count are refused by the sampler, which knows the grid."""
+    return Masked(MaskedOptions(steps=steps, schedule=schedule,
+                                choice_temperature=(choice_temperature_start, choice_temperature_end),
+                                prob=bool(prob), masking=bool(masking)))
+
+
+class MaskedSampling(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="ARsampleMaskedSampling",
+            display_name="Masked Sampling",
+            category=CATEGORY,
+            description="Masked decoding (MaskGIT, aMUSEd, Meissonic): every step re-predicts the whole token grid, "
+                        "draws a candidate at each position and keeps the most confident ones, the rest masked "
+                        "again, until all are committed after 'steps' model passes. Connect an 'Entropy "
+                        "Temperature' to 'AR Sample' for the entropy switches: '+Prob.' puts the per-token "
+                        "temperature on the token logits, '+Masking' on the random (Gumbel) term of the "
+                        "re-masking confidence; both on is ARsample's released Meissonic sampler. With no "
+                        "Entropy Temperature connected (or both switches off) it is plain MaskGIT / aMUSEd "
+                        "decoding. For masked models (Meissonic, embedded:tiny-masked); connect it to 'AR Sample'.",
+            inputs=[
+                io.Int.Input("steps", default=16, min=1, max=MASKED_MAX_STEPS,
+                             tooltip="Model passes over the grid; at least one token is committed per step, so "
+                                     "at most the model's token count (256 for embedded:tiny-masked). Meissonic's "
+                                     "pipeline uses 48 at 1024 px, its README and paper 64, aMUSEd 12."),
+                io.Combo.Input("schedule", options=list(MASK_SCHEDULES), default="cosine",
+                               tooltip="How many tokens stay masked after each step: 'cosine' (MaskGIT's and the "
+                                       "pipelines' default, few tokens early, many late) or 'linear' (the same "
+                                       "number every step)."),
+                io.Float.Input("choice_temperature_start", default=2.0, min=0.0, max=10.0, step=0.1,
+                               tooltip="Scale of the random (Gumbel) term in the re-masking confidence at the "
+                                       "first step; it goes linearly to the end value (2 → 0 in the references). "
+                                       "Higher = more random choice of which tokens to keep."),
+                io.Float.Input("choice_temperature_end", default=0.0, min=0.0, max=10.0, step=0.1,
+                               tooltip="Scale of the random term at the last step (0 in the references: late "
+                                       "steps keep tokens by probability alone)."),
+                io.Boolean.Input("prob", display_name="+Prob.", default=True, label_on="on", label_off="off",
+                                 tooltip="'+Prob.': the entropy temperature on the token logits before each draw. "
+                                         "Needs an 'Entropy Temperature' connected to 'AR Sample'; ignored "
+                                         "without it."),
+                io.Boolean.Input("masking", display_name="+Masking", default=True, label_on="on", label_off="off",
+                                 tooltip="'+Masking': the entropy temperature on the random (Gumbel) term of the "
+                                         "re-masking confidence, which tokens are kept: that term is scaled per "
+                                         "position by T(H) (larger where the model is sure, smaller where it is "
+                                         "unsure). Needs an 'Entropy Temperature' connected to 'AR Sample'; "
+                                         "ignored without it."),
+            ],
+            outputs=sampler_output(),
+        )
+
+    @classmethod
+    def execute(cls, steps: int, schedule: str, choice_temperature_start: float, choice_temperature_end: float,
+                prob: bool, masking: bool) -> io.NodeOutput:
+        return io.NodeOutput(masked_method(steps, schedule, choice_temperature_start, choice_temperature_end, prob,
+                                           masking))

@@ -23,17 +23,20 @@ def common_inputs(sampler_socket: bool = False) -> list:
     """Required inputs every sampler node has, in this order (the runner adds its 'sampler' socket)."""
     return [
         AR_MODEL.Input("model", tooltip="The model from 'Load AR Model'."),
-        AR_COND.Input("conditioning", tooltip="What to generate: from 'Class Condition' or 'Text Condition (T5)'."),
+        AR_COND.Input("conditioning", tooltip="What to generate: from 'Class Condition', 'Text Condition (T5)' or "
+                                                       "'Text Condition (CLIP)'."),
         *([AR_SAMPLER.Input("sampler", tooltip="The decoding method: 'Next-Token Sampling' or 'Speculative Jacobi "
-                                               "Decoding' (next-token models), 'Next-Scale Sampling' (VAR); it must "
-                                               "suit the model's decoding order.")]
+                                               "Decoding' (next-token models), 'Next-Scale Sampling' (VAR, STAR), "
+                                               "'Masked Sampling' (Meissonic); it must suit the model's decoding "
+                                               "order.")]
           if sampler_socket else []),
         io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                      tooltip="Same seed, same device and settings → same image."),
         io.Float.Input("cfg", default=4.0, min=0.0, max=30.0, step=0.1, round=0.01,
                        tooltip="Classifier-free guidance scale; any value ≤ 1 is off (as in LlamaGen). LlamaGen "
                                "demos use 4 (c2i), 7.5 (t2i). Next-scale (VAR): VAR's own cfg, ramped linearly "
-                               "over the scales (0 = off; 1.5 in its FID runs, 4 in its demo)."),
+                               "over the scales (0 = off; 1.5 in its FID runs, 4 in its demo). Masked (Meissonic): "
+                               "uncond + cfg·(cond − uncond) as its pipeline, 9 by default there."),
         io.Int.Input("top_k", default=0, min=0, max=1_000_000, tooltip="Keep the k most likely tokens; 0 = off."),
         io.Float.Input("top_p", default=1.0, min=0.01, max=1.0, step=0.01, tooltip="Nucleus filter; 1.0 = off."),
         io.Float.Input("temperature", default=1.0, min=0.0, max=5.0, step=0.01,
@@ -106,7 +109,7 @@ class ARSample(io.ComfyNode):
             display_name="AR Sample",
             category=CATEGORY,
             description="Samples image tokens: a model, what to generate, a decoding method ('Next-Token Sampling', "
-                        "'Speculative Jacobi Decoding', 'Next-Scale Sampling') and optionally an 'Entropy "
+                        "'Speculative Jacobi Decoding', 'Next-Scale Sampling', 'Masked Sampling') and optionally an 'Entropy "
                         "Temperature' (unconnected: plain sampling), with the shared settings (seed, guidance, "
                         "filters, temperature).",
             inputs=common_inputs(sampler_socket=True) + [

@@ -26,7 +26,7 @@ from ..models.sources import not_in_folder, require_file_name
 from ..models.t5 import T5PromptTokenizer, left_align, read_t5_checked
 from ..models.t5.text_encoder import tokenize_prompts
 from ._comfy import AR_COND, AR_MODEL, AR_TEXT_ENCODER, CATEGORY, io
-from .clip_text_features import features_from_comfy_clip
+from .clip_text_features import features_from_comfy_clip, meissonic_features_from_comfy_clip
 from .patching import make_patcher, unload
 from .payloads import ARModelHandle, ARTextEncoderHandle
 
@@ -166,10 +166,12 @@ class ClipTextCondition(io.ComfyNode):
             node_id="ARsampleClipTextCondition",
             display_name="Text Condition (CLIP)",
             category=CATEGORY,
-            description="A prompt for a text-to-image model that reads CLIP ViT-H/14 (STAR), encoded with the "
-                        "Stable Diffusion 2.x text encoder from ComfyUI's own 'Load CLIP' (type stable_diffusion) as "
-                        "the reference does: 77 tokens, the last layer after the final LayerNorm, the pooled end "
-                        "token. The empty prompt gives the unconditional rows of guidance.",
+            description="A prompt for a text-to-image model that reads CLIP ViT-H/14, encoded from ComfyUI's own "
+                        "'Load CLIP' (type stable_diffusion) as the model's reference does. STAR: the Stable Diffusion "
+                        "2.x text encoder; 77 tokens, the penultimate layer after the final LayerNorm, the pooled end "
+                        "token; the empty prompt gives the unconditional rows. Meissonic: Meissonic's "
+                        "text_encoder/model.safetensors; 77 tokens, the penultimate layer, the projected pooled "
+                        "vector; the negative prompt gives the unconditional rows.",
             inputs=[
                 AR_MODEL.Input("model", tooltip="The text-to-image model (to check the kind and the width)."),
                 io.Clip.Input("clip", tooltip="From ComfyUI's 'Load CLIP' with an SD 2.x text encoder "
@@ -177,17 +179,32 @@ class ClipTextCondition(io.ComfyNode):
                 io.String.Input("prompt", multiline=True, default="a photo of a red fox in the snow",
                                 tooltip="What to generate (at most 77 CLIP tokens; longer prompts are cut)."),
                 io.Int.Input("batch_size", default=1, min=1, max=64, tooltip="Images for this prompt."),
+                io.String.Input("negative_prompt", multiline=True, default="", optional=True,
+                                tooltip="Meissonic: what the unconditional rows of guidance read (the Meissonic "
+                                        "README uses a list of defects; see the example workflow). Empty: the "
+                                        "reference's default. STAR reads the empty prompt there: leave it empty."),
             ],
             outputs=[AR_COND.Output(display_name="conditioning")],
         )
 
     @classmethod
-    def execute(cls, model: ARModelHandle, clip, prompt: str, batch_size: int) -> io.NodeOutput:
+    def execute(cls, model: ARModelHandle, clip, prompt: str, batch_size: int,
+                negative_prompt: str = "") -> io.NodeOutput:
         check_text_encoder(model.info, "clip", "node")
         if not prompt.strip():
             raise SamplingError("The prompt is empty: type what to generate.")
-        text, empty = features_from_comfy_clip(clip, [prompt], expected_width=model.info.prompt.width)
         b = batch_size
+        if model.info.prompt.clip_features == "meissonic":
+            text, negative = meissonic_features_from_comfy_clip(clip, [prompt], negative_prompt or "",
+                                                                expected_width=model.info.prompt.width)
+            cond = model.family.prompt_condition(model.info, text.states.repeat(b, 1, 1), None, [prompt] * b,
+                                                 pooled=text.pooled.repeat(b, 1),
+                                                 null=(negative.states, None, negative.pooled))
+            return io.NodeOutput(cond)
+        if negative_prompt and negative_prompt.strip():
+            raise SamplingError(f"{model.info.name} reads the empty prompt in its unconditional rows (as its "
+                                f"reference does); clear 'negative_prompt' (it is for Meissonic models).")
+        text, empty = features_from_comfy_clip(clip, [prompt], expected_width=model.info.prompt.width)
         cond = model.family.prompt_condition(
             model.info, text.states.repeat(b, 1, 1), text.mask.repeat(b, 1), [prompt] * b,
             pooled=text.pooled.repeat(b, 1), null=(empty.states, empty.mask, empty.pooled))

@@ -1,6 +1,7 @@
 """Regenerate the example workflows in workflows/ from a live ComfyUI's /object_info.
 
     python tests/make_workflows.py            # starts the test ComfyUI, writes workflows/*.json
+    python tests/make_workflows.py NAME ...   # only these workflows (and their own thumbnails)
 
 The graphs are described here once; tests/comfyui/ runs every shipped workflow
 in a real ComfyUI, so a file that drifts from the nodes fails there.
@@ -13,6 +14,8 @@ import sys
 from pathlib import Path
 
 from workflow_builder import Node, build
+
+from arsample.models.meissonic_text import MEISSONIC_NEGATIVE_PROMPT
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
@@ -78,6 +81,25 @@ Every row uses the same seed and settings: cfg 4.5, top-k 600, top-p 0.8 (the re
 plain, '+Prob.' (the entropy temperature per token, the paper's STAR preset), '+Scale-wise' and both.
 """
 
+MEISSONIC = "Meissonic/"  # the folder as downloaded, in models/autoregressive/ (and its text encoder in text_encoders/)
+MEISSONIC_NOTE = """## Text-to-image with Meissonic (masked decoding, 1024 px)
+
+Models, from [MeissonFlow/Meissonic](https://huggingface.co/MeissonFlow/Meissonic) (the folder as downloaded):
+
+* `models/autoregressive/Meissonic/`: its `transformer/` and `vqvae/` folders (each
+  `diffusion_pytorch_model.safetensors` + `config.json`), e.g. `huggingface-cli download MeissonFlow/Meissonic
+  --include "transformer/*" "vqvae/*" --local-dir ComfyUI/models/autoregressive/Meissonic`. 'Load AR Model' takes
+  `Meissonic/transformer/diffusion_pytorch_model.safetensors`, 'Load VQ Tokenizer' lists
+  `Meissonic/vqvae/diffusion_pytorch_model.safetensors` from there (nothing to copy into `models/vq/`).
+* `models/text_encoders/`: its `text_encoder/model.safetensors` (CLIP ViT-H/14 with its projection), e.g.
+  `huggingface-cli download MeissonFlow/Meissonic --include "text_encoder/*" --local-dir
+  ComfyUI/models/text_encoders/Meissonic`; ComfyUI's own 'Load CLIP' reads it (type stable_diffusion).
+
+Every row uses the same seed and settings: 48 steps (Meissonic's pipeline at 1024 px), guidance 9, no top-k, the
+negative prompt of Meissonic's README. Rows: plain (MaskGIT / Meissonic's scheduler), '+Prob.' (the entropy
+temperature on the token logits, the paper's Meissonic preset), '+Masking' (on the re-masking) and both.
+"""
+
 # Per sampler row: title, the decoding-method node it takes (the shared method node of the order, or its
 # own node of the order's row type with these widgets), whether it takes the shared 'Entropy Temperature'.
 ROWS = {
@@ -96,10 +118,18 @@ ROWS = {
          True),
         ("+Prob. +Scale-wise (centered)", {"scale_temperature": "centered", "beta": 0.3}, True),
     ],
+    # masked: every row its own 'Masked Sampling' with the switches set (they act only with the temperature)
+    "masked": [
+        ("Plain (MaskGIT / aMUSEd)", {"prob": False, "masking": False}, False),
+        ("+Prob. (entropy temperature on the logits)", {"prob": True, "masking": False}, True),
+        ("+Masking (entropy temperature on the re-masking)", {"prob": False, "masking": True}, True),
+        ("+Prob. +Masking (both)", {"prob": True, "masking": True}, True),
+    ],
 }
-# The shared method node of each order, and the node type of a row's own method.
+# The shared method node of each order (None: every row has its own), and the node type of a row's own method.
 METHOD_NODES = {"next-token": ("ARsampleNextTokenSampling", "ARsampleSpeculativeJacobi"),
-                "next-scale": ("ARsampleNextScaleSampling", "ARsampleNextScaleSampling")}
+                "next-scale": ("ARsampleNextScaleSampling", "ARsampleNextScaleSampling"),
+                "masked": (None, "ARsampleMaskedSampling")}
 SAMPLER_ROWS = ROWS["next-token"]
 NEXT_TOKEN, TEMPERATURE = 6, 7  # ids of the shared option nodes (the order's method, the entropy temperature)
 ROW_HEIGHT = 560
@@ -107,25 +137,35 @@ COLOURS = ["#3f789e", "#a1309b", "#8a8a2a", "#b06634", "#2a8a5a"]
 
 
 def inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, entropy_preset,
-                  order: str = "next-token", clip: str | None = None) -> list[Node]:
+                  order: str = "next-token", clip: str | None = None, model_widgets: dict | None = None,
+                  negative_prompt: str | None = None) -> list[Node]:
     """Loaders, the condition (class or text), the note, and the shared option nodes."""
+    shared = METHOD_NODES[order][0]
+    # with no shared method node the rows' own ones fill that column: the temperature goes under the condition
+    # (under a text condition's taller column when there is one), the note under it
+    temperature_at, note_at = (380, ROW_HEIGHT), (0, 720)
+    if not shared:
+        temperature_at, note_at = ((0, 460), (0, 720)) if prompt is None else ((0, 800), (0, 1080))
     nodes = [
-        Node(1, "ARsampleModelLoader", (0, 0), {"ckpt_name": model}, size=(320, 110),
+        Node(1, "ARsampleModelLoader", (0, 0), {"ckpt_name": model, **(model_widgets or {})}, size=(320, 110),
              properties={"models": [model_props]} if model_props else {}),
         Node(2, "ARsampleVQLoader", (0, 160), {"vq_name": vq}, size=(320, 90),
              properties={"models": [vq_props]} if vq_props else {}),
-        Node(NEXT_TOKEN, METHOD_NODES[order][0], (380, 0), {}, size=(280, 50 if order == "next-token" else 130)),
-        Node(TEMPERATURE, "ARsampleEntropyTemperature", (380, ROW_HEIGHT), {"preset": entropy_preset},
-             size=(280, 250)),
+        *([Node(NEXT_TOKEN, shared, (380, 0), {}, size=(280, 50 if order == "next-token" else 130))] if shared else []),
+        Node(TEMPERATURE, "ARsampleEntropyTemperature", temperature_at,
+             {"preset": entropy_preset}, size=(280 if shared else 320, 250)),
     ]
     if prompt is None:
         nodes.append(Node(3, "ARsampleClassCondition", (0, 300), {"classes": classes, "batch_size": 1},
                           {"model": (1, 0)}, size=(320, 110)))
-    elif clip is not None:  # STAR: ComfyUI's own CLIP loader, the SD 2.x text encoder
+    elif clip is not None:  # STAR, Meissonic: ComfyUI's own CLIP loader on the model's CLIP ViT-H/14 text encoder
+        widgets = {"prompt": prompt, "batch_size": 1}
+        if negative_prompt is not None:
+            widgets["negative_prompt"] = negative_prompt
         nodes += [
             Node(4, "CLIPLoader", (0, 300), {"clip_name": clip, "type": "stable_diffusion"}, size=(320, 110)),
-            Node(3, "ARsampleClipTextCondition", (0, 460), {"prompt": prompt, "batch_size": 1},
-                 {"model": (1, 0), "clip": (4, 0)}, size=(320, 220)),
+            Node(3, "ARsampleClipTextCondition", (0, 460), widgets, {"model": (1, 0), "clip": (4, 0)},
+                 size=(320, 300 if negative_prompt is not None else 220)),
         ]
     else:
         nodes += [
@@ -134,7 +174,7 @@ def inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, e
                  {"model": (1, 0), "text_encoder": (4, 0)}, size=(320, 220)),
         ]
     if note:
-        nodes.append(Node(5, "MarkdownNote", (0, 720), {"text": note}, title="Models and settings", size=(340, 420)))
+        nodes.append(Node(5, "MarkdownNote", note_at, {"text": note}, title="Models and settings", size=(340, 420)))
     return nodes
 
 
@@ -149,9 +189,12 @@ def _slug(title: str) -> str:
 
 
 def sampler_row(r: int, common: dict, prefix: str, upscale: int | None,
-                order: str = "next-token") -> tuple[list[Node], dict]:
-    """One sampler row: its method (shared or own) → 'AR Sample' → decode + entropy map (enlarged) → save/preview."""
+                order: str = "next-token", method_widgets: dict | None = None) -> tuple[list[Node], dict]:
+    """One sampler row: its method (shared or own) → 'AR Sample' → decode + entropy map (enlarged) → save/preview.
+    ``method_widgets``: more widgets of the row's own method node (e.g. the masked steps)."""
     title, sjd, entropy = ROWS[order][r]
+    if sjd is not None and method_widgets:
+        sjd = {**method_widgets, **sjd}
     y, base = r * ROW_HEIGHT, 10 + 10 * r
     method = NEXT_TOKEN if sjd is None else base + 6
     links = {"model": (1, 0), "conditioning": (3, 0), "sampler": (method, 0), "vq": (2, 0)}
@@ -168,7 +211,7 @@ def sampler_row(r: int, common: dict, prefix: str, upscale: int | None,
     ]
     if sjd is not None:
         nodes.append(Node(base + 6, METHOD_NODES[order][1], (380, y), sjd,
-                          title=title.split(",")[0] + " options", size=(280, 150)))
+                          title=title.split(",")[0] + " options", size=(280, 200 if order == "masked" else 150)))
     if upscale:  # tiny images: enlarge them (nearest neighbour, so every token stays a crisp block)
         scale = {"upscale_method": "nearest-exact", "scale_by": float(upscale)}
         nodes += [Node(base + 7, "ImageScaleBy", (1360, y), scale, {"image": image}, title="Enlarge images",
@@ -191,14 +234,17 @@ def comparison(model: str, vq: str, cfg: float, top_k: int, prefix: str, classes
                prompt: str | None = None, t5: str = "flan-t5-xl/", model_props=None, vq_props=None,
                note: str | None = None, entropy_preset: str = "llamagen",
                upscale: int | None = None, order: str = "next-token",
-               top_p: float = 1.0, clip: str | None = None) -> tuple[list[Node], list[dict]]:
+               top_p: float = 1.0, clip: str | None = None, model_widgets: dict | None = None,
+               negative_prompt: str | None = None, method_widgets: dict | None = None
+               ) -> tuple[list[Node], list[dict]]:
     """Loaders → condition; option nodes (methods, entropy temperature) → one 'AR Sample' per row (same seed)
     → decode, entropy map, save, stats."""
     common = {"seed": 0, "cfg": cfg, "top_k": top_k, "top_p": top_p, "temperature": 1.0, "cfg_interval": -1}
-    nodes = inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, entropy_preset, order, clip)
+    nodes = inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, entropy_preset, order, clip,
+                          model_widgets, negative_prompt)
     groups = []
     for r in range(len(ROWS[order])):
-        row, group = sampler_row(r, common, prefix, upscale, order)
+        row, group = sampler_row(r, common, prefix, upscale, order, method_widgets)
         nodes += row
         groups.append(group)
     return nodes, groups
@@ -219,6 +265,9 @@ WORKFLOW_SPECS = {
     "ARsample_embedded_var_compare_samplers": dict(
         model="embedded:tiny-var", vq="embedded:tiny-var", classes="circle, ring, triangle, dots", cfg=2.0, top_k=32,
         prefix="ARsample/embedded_var", entropy_preset="embedded-var", upscale=8, order="next-scale"),
+    "ARsample_embedded_masked_compare_samplers": dict(
+        model="embedded:tiny-masked", vq="embedded:tiny-masked", classes="circle, ring, triangle, dots", cfg=2.0,
+        top_k=0, prefix="ARsample/embedded_masked", entropy_preset="embedded-masked", upscale=8, order="masked"),
     "ARsample_var_c2i_compare_samplers": dict(
         model="var_d16.pth", vq="vae_ch160v4096z32.pth", classes="207, 360, 387, 974", cfg=4.0, top_k=900,
         top_p=0.95, prefix="ARsample/var_c2i", model_props=VAR_MODELS["var_d16.pth"],
@@ -227,13 +276,25 @@ WORKFLOW_SPECS = {
         model="STAR.pth", vq="vae_ch160v4096z32.pth", prompt=T2I_PROMPT, clip="sd2.1_text_encoder.safetensors",
         cfg=4.5, top_k=600, top_p=0.8, prefix="ARsample/star_t2i", vq_props=VAR_MODELS["vae_ch160v4096z32.pth"],
         note=STAR_NOTE, entropy_preset="star", order="next-scale"),
+    "ARsample_meissonic_t2i_compare_samplers": dict(
+        model=MEISSONIC + "transformer/diffusion_pytorch_model.safetensors",
+        vq=MEISSONIC + "vqvae/diffusion_pytorch_model.safetensors", prompt=T2I_PROMPT,
+        clip=MEISSONIC + "text_encoder/model.safetensors", negative_prompt=MEISSONIC_NEGATIVE_PROMPT,
+        model_widgets={"image_size": "1024"}, method_widgets={"steps": 48}, cfg=9.0, top_k=0,
+        prefix="ARsample/meissonic_t2i", note=MEISSONIC_NOTE, entropy_preset="meissonic", order="masked"),
 }
 
 
-def write_all(object_info: dict, out_dir: Path = WORKFLOWS) -> list[Path]:
+def write_all(object_info: dict, out_dir: Path = WORKFLOWS, names: list[str] | None = None) -> list[Path]:
+    """Every workflow (or the ``names`` given) as ``out_dir/NAME.json``."""
     out_dir.mkdir(exist_ok=True)
     written = []
+    unknown = set(names or ()) - set(WORKFLOW_SPECS)
+    if unknown:
+        raise KeyError(f"unknown workflows {sorted(unknown)}; known: {', '.join(WORKFLOW_SPECS)}")
     for name, spec in WORKFLOW_SPECS.items():
+        if names and name not in names:
+            continue
         nodes, groups = comparison(**spec)
         path = out_dir / f"{name}.json"
         path.write_text(json.dumps(build(nodes, object_info, groups), indent=1) + "\n")
@@ -272,6 +333,8 @@ def write_thumbnails(out_dir: Path = WORKFLOWS) -> None:
     img.thumbnail((640, 640))
     img.save(out_dir / "ARsample_embedded_var_compare_samplers.jpg", quality=90)
 
+    write_masked_thumbnail(out_dir)
+
     card = Image.new("RGB", (640, 360), (24, 26, 32))
     draw = ImageDraw.Draw(card)
     lines = ["VAR c2i, next-scale (var_d16.pth + vae_ch160v4096z32.pth)", "",
@@ -291,6 +354,8 @@ def write_thumbnails(out_dir: Path = WORKFLOWS) -> None:
     for i, line in enumerate(lines):
         draw.text((32, 40 + 32 * i), line, fill=(235, 235, 235))
     card.save(out_dir / "ARsample_star_t2i_compare_samplers.jpg", quality=90)
+
+    write_meissonic_thumbnail(out_dir)
 
     card = Image.new("RGB", (640, 360), (24, 26, 32))
     draw = ImageDraw.Draw(card)
@@ -312,7 +377,47 @@ def write_thumbnails(out_dir: Path = WORKFLOWS) -> None:
     card.save(out_dir / "ARsample_llamagen_t2i_compare_samplers.jpg", quality=90)
 
 
-def main() -> int:
+def write_meissonic_thumbnail(out_dir: Path = WORKFLOWS) -> None:
+    """A card, as STAR's: the Meissonic workflow needs the released models."""
+    from PIL import Image, ImageDraw
+
+    card = Image.new("RGB", (640, 360), (24, 26, 32))
+    draw = ImageDraw.Draw(card)
+    lines = ["Meissonic t2i, masked decoding (Meissonic/ folder + its CLIP-H)", "",
+             "one prompt, 1024 px, 48 steps: plain  vs  +Prob.", "vs  +Masking  vs  both (entropy temperature)", "",
+             "same seed, side by side, with entropy maps", "",
+             "models: huggingface.co/MeissonFlow/Meissonic"]
+    for i, line in enumerate(lines):
+        draw.text((32, 40 + 32 * i), line, fill=(235, 235, 235))
+    card.save(out_dir / "ARsample_meissonic_t2i_compare_samplers.jpg", quality=90)
+
+
+# workflows whose thumbnail has its own function (``python tests/make_workflows.py NAME`` writes only those)
+THUMBNAILS = {"ARsample_meissonic_t2i_compare_samplers": write_meissonic_thumbnail}
+
+
+def write_masked_thumbnail(out_dir: Path = WORKFLOWS) -> None:
+    """The embedded masked model's four rows, as its workflow runs them (cfg 2, top-k 0, 16 steps, seed 0)."""
+    from PIL import Image
+
+    from arsample.cli.demo import comparison_sheet
+    from arsample.models.registry import MODEL, TOKENIZER, embedded_files, load_model, load_tokenizer
+    from arsample.samplers import MASKED_SAMPLER_NAMES, MaskedOptions, SamplerSettings, named_sampler
+
+    _, files = embedded_files("tiny-masked")
+    model, tokenizer = load_model(files[MODEL], name="embedded:tiny-masked"), load_tokenizer(files[TOKENIZER])
+    base = SamplerSettings(cfg_scale=2.0, top_k=0)
+    samplers = [named_sampler(n, base, "embedded-masked", masked=MaskedOptions(steps=16))
+                for n in MASKED_SAMPLER_NAMES]  # masked, masked-prob, masked-masking, masked-prob-masking
+    sheet, _ = comparison_sheet(model, tokenizer, [0, 5, 2, 9], samplers, seed=0)
+    img = Image.fromarray(sheet)
+    img.thumbnail((640, 640))
+    img.save(out_dir / "ARsample_embedded_masked_compare_samplers.jpg", quality=90)
+
+
+def main(names: list[str] | None = None) -> int:
+    """Write every workflow and thumbnail, or only the ``names`` given (and those of their thumbnails that have
+    their own function in THUMBNAILS)."""
     sys.path.insert(0, str(Path(__file__).parent))
     from comfyui_env import cache_dir, comfyui_python, comfyui_tree
     from comfyui_server import ComfyServer
@@ -321,11 +426,15 @@ def main() -> int:
     tree = comfyui_tree(cache)
     python = comfyui_python(cache, tree)
     with ComfyServer(python, tree, ROOT) as server:
-        for path in write_all(server.object_info()):
+        for path in write_all(server.object_info(), names=names):
             print("wrote", path)
-    write_thumbnails()
+    if not names:
+        write_thumbnails()
+    for name in names or ():
+        if name in THUMBNAILS:
+            THUMBNAILS[name]()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

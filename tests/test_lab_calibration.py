@@ -59,3 +59,25 @@ def test_measuring_the_next_scale_model():
     assert (mean, std) == measure_scale_entropy(var.bind(vqvae), **quick)
     assert 0.1 < mean < math.log(var.vocab_size) and std > 0
     assert abs(mean - EMBEDDED_VAR_ENTROPY_MEAN) < 0.5
+
+
+def test_embedded_masked_preset_is_the_recorded_calibration():
+    from arsample.lab.calibration import embedded_masked_preset, meissonic_raw
+
+    ours, shipped = embedded_masked_preset(), PRESETS["embedded-masked"]
+    for field in dataclasses.fields(shipped):
+        assert getattr(ours, field.name) == getattr(shipped, field.name), field.name
+    assert ours.source == "raw" and ours.theta == meissonic_raw().theta == PRESETS["meissonic"].theta
+
+
+def test_measuring_the_masked_model():
+    """Two images of the tiny masked model: seeded, on its scale of entropy (each token at its commit step)."""
+    from arsample.lab.calibration import EMBEDDED_MASKED_ENTROPY_MEAN, measure_masked_entropy
+    from arsample.models.embedded import load_embedded
+
+    generator, _ = load_embedded("tiny-masked")
+    quick = dict(classes=[0, 5], per_class=1, seeds=(100,))
+    mean, std = measure_masked_entropy(generator, **quick)
+    assert (mean, std) == measure_masked_entropy(generator, **quick)
+    assert 0.1 < mean < math.log(generator.vocab_size) and std > 0
+    assert abs(mean - EMBEDDED_MASKED_ENTROPY_MEAN) < 0.5

@@ -2,7 +2,8 @@
 aMUSEd, the loaders and the masked-decoding predictor, in plain torch.
 
 The text encoder (CLIP ViT-H/14 ``CLIPTextModelWithProjection``: ``hidden_states[-2]`` and the projected
-``text_embeds``) is not part of this package.
+``text_embeds``) is read by ``models.meissonic_text`` (library, through ``transformers``) and by
+``nodes.clip_text_features`` (ComfyUI's own CLIP), outside this package, as the other families' encoders.
 """
 
 from .config import (DEFAULT_MICRO_CONDS, MeissonicConfig, MeissonicVQConfig, detect_meissonic_kind,

@@ -21,11 +21,12 @@ import torch
 from ...errors import CheckpointError, ConfigError
 from ..checkpoint import build_strict, read_checkpoint
 from ..dtypes import parse_dtype
+from ..sources import MEISSONIC_DOWNLOAD
 from .config import KIND, VQ_KIND, detect_meissonic_kind, resolve_meissonic_config, resolve_vq_config
 from .transformer import MeissonicTransformer
 from .vqvae import MeissonicVQModel
 
-HF_REPO = "huggingface.co/MeissonFlow/Meissonic"
+HF_REPO = MEISSONIC_DOWNLOAD
 WEIGHT_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors")
 _PARTS = {
     "transformer": "Meissonic's MMDiT: diffusion_pytorch_model.safetensors + config.json",

@@ -41,10 +41,10 @@ class StarFamily(Family):
     def recognise(self, state, metadata) -> str | None:
         return MODEL if detect_star_kind(state) in ("star", "star-sampler") else None
 
-    def read_file(self, path) -> tuple[dict, dict] | None:
+    def read_file(self, path, role=MODEL) -> tuple[dict, dict] | None:
         """(state, metadata) of a STAR training snapshot (``trainer`` → ``var_wo_ddp``), else None."""
         path = Path(path)
-        if path.suffix.lower() not in PICKLE_SUFFIXES or not path.is_file():
+        if role != MODEL or path.suffix.lower() not in PICKLE_SUFFIXES or not path.is_file():
             return None
         obj = read_pickle(path)
         if not is_training_snapshot(obj):

@@ -64,10 +64,12 @@ def test_nodes_are_registered_with_descriptions_and_tooltips(object_info):
     assert "embedded:tiny" in options and "c2i_L_384.pt" in options
 
 
-# STAR's workflow needs ComfyUI's own CLIP loader on a full-size SD 2.x text encoder (ComfyUI builds CLIP-H at its
-# real width, 0.7 GB), so it is checked against the live node definitions instead of run; its nodes run in
-# test_star_in_comfyui.py.
-RUNNABLE = [w for w in WORKFLOWS if "star" not in w.stem]
+# STAR's and Meissonic's workflows need ComfyUI's own CLIP loader on a full-size CLIP ViT-H/14 text encoder
+# (ComfyUI builds CLIP-H at its real width, 0.7 GB), so they are checked against the live node definitions here
+# instead of run; their nodes run in test_star_in_comfyui.py and test_meissonic_in_comfyui.py (which also runs the
+# Meissonic workflow on a tiny Meissonic folder).
+NEEDS_CLIP_H = ("star", "meissonic")
+RUNNABLE = [w for w in WORKFLOWS if not any(k in w.stem for k in NEEDS_CLIP_H)]
 
 
 @pytest.mark.parametrize("workflow", [w for w in WORKFLOWS if "star" in w.stem], ids=lambda w: w.stem)
@@ -82,6 +84,44 @@ def test_star_workflow_matches_the_live_nodes(object_info, workflow):
     assert prompt[str(condition["inputs"]["clip"][0])]["class_type"] == "CLIPLoader"
 
 
+@pytest.mark.parametrize("workflow", [w for w in WORKFLOWS if "meissonic" in w.stem], ids=lambda w: w.stem)
+def test_meissonic_workflow_matches_the_live_nodes(object_info, workflow):
+    """Four rows (plain, +Prob., +Masking, both), each its own 'Masked Sampling' (48 steps) with the switches set,
+    the Meissonic preset on the three entropy rows; guidance 9, no top-k, one seed; ComfyUI's 'Load CLIP' on
+    Meissonic's text encoder → 'Text Condition (CLIP)' with the README's negative prompt; the model at 1024 px."""
+    from arsample.models.meissonic_text import MEISSONIC_NEGATIVE_PROMPT
+
+    raw = json.loads(workflow.read_text())
+    loaders = {n["type"]: n["widgets_values"] for n in raw["nodes"]}
+    # the folder's files (not offered by this server, so the converter would put its defaults in their place)
+    assert loaders["ARsampleModelLoader"][0] == "Meissonic/transformer/diffusion_pytorch_model.safetensors"
+    assert loaders["ARsampleVQLoader"][0] == "Meissonic/vqvae/diffusion_pytorch_model.safetensors"
+    assert loaders["CLIPLoader"][0] == "Meissonic/text_encoder/model.safetensors"
+    note = next(n["widgets_values"][0] for n in raw["nodes"] if n["type"] == "MarkdownNote")
+    assert "huggingface.co/MeissonFlow/Meissonic" in note and "models/autoregressive/Meissonic/" in note
+    assert "models/text_encoders/" in note and "stable_diffusion" in note
+    prompt = ui_to_api(raw, object_info)  # fails on unknown nodes or inputs
+    types = [p["class_type"] for p in prompt.values()]
+    assert types.count("ARsampleSample") == 4 and types.count("ARsampleMaskedSampling") == 4
+    assert not {"ARsampleNextTokenSampling", "ARsampleNextScaleSampling", "ARsampleClassCondition"} & set(types)
+    by_type = {p["class_type"]: p["inputs"] for p in prompt.values()}
+    assert by_type["ARsampleModelLoader"]["image_size"] == "1024"
+    assert by_type["CLIPLoader"]["type"] == "stable_diffusion"
+    condition = by_type["ARsampleClipTextCondition"]
+    assert prompt[str(condition["clip"][0])]["class_type"] == "CLIPLoader"
+    assert condition["negative_prompt"] == MEISSONIC_NEGATIVE_PROMPT
+    assert by_type["ARsampleEntropyTemperature"]["preset"] == "meissonic"  # offered: not replaced by the default
+    rows = []
+    for node in (p for p in prompt.values() if p["class_type"] == "ARsampleSample"):
+        inputs = node["inputs"]
+        assert (inputs["cfg"], inputs["top_k"], inputs["top_p"], inputs["seed"]) == (9.0, 0, 1.0, 0)
+        method = prompt[str(inputs["sampler"][0])]["inputs"]
+        assert method["steps"] == 48
+        rows.append((method["prob"], method["masking"], "entropy_temperature" in inputs))
+    assert sorted(rows) == sorted([(False, False, False), (True, False, True), (False, True, True),
+                                   (True, True, True)])
+
+
 @pytest.mark.parametrize("workflow", RUNNABLE, ids=[w.stem for w in RUNNABLE])
 def test_shipped_workflow_runs(server, object_info, workflow):
     prompt = ui_to_api(json.loads(workflow.read_text()), object_info)
@@ -90,8 +130,11 @@ def test_shipped_workflow_runs(server, object_info, workflow):
     decode_sources = {nid: p for nid, p in prompt.items() if p["class_type"] in ("SaveImage", "PreviewImage")}
     assert set(decode_sources) <= set(images)
     types = [p["class_type"] for p in prompt.values()]
-    assert types.count("ARsampleSample") == 5 and not {"ARsampleSampler", "ARsampleEntropySJDSampler"} & set(types)
-    if "var" in workflow.stem:  # next-scale: the shared method node and the rows' own scale-wise ones
+    rows = 4 if "masked" in workflow.stem else 5
+    assert types.count("ARsampleSample") == rows and not {"ARsampleSampler", "ARsampleEntropySJDSampler"} & set(types)
+    if "masked" in workflow.stem:  # masked: every row its own 'Masked Sampling' (plain, +Prob., +Masking, both)
+        assert types.count("ARsampleMaskedSampling") == 4 and "ARsampleEntropyTemperature" in types
+    elif "var" in workflow.stem:  # next-scale: the shared method node and the rows' own scale-wise ones
         assert types.count("ARsampleNextScaleSampling") == 4 and "ARsampleEntropyTemperature" in types
     else:
         assert {"ARsampleNextTokenSampling", "ARsampleSpeculativeJacobi", "ARsampleEntropyTemperature"} <= set(types)
