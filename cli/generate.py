@@ -25,17 +25,22 @@ from .common import entropy_heatmaps, parse_int_list, pick_device
 from .embedded_args import add_sjd_flags, sjd_method
 
 SAMPLERS = ("plain", "entropy", "sjd")
+JANUS_CFG = 5.0  # Janus-Pro's reference guidance (generation_inference.py, the Janus-Pro demo)
 
 
 def register(sub) -> None:
     p = sub.add_parser("generate", help="sample images from a model + its tokenizer (LlamaGen GPT + VQ, VAR or STAR + "
-                                        "VQ-VAE, Meissonic transformer + VQ)",
+                                        "VQ-VAE, Meissonic transformer + VQ, a Janus-Pro folder)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--gpt", help="model checkpoint (.pt/.pth or .safetensors): a LlamaGen GPT, a VAR transformer, a STAR "
                                    "snapshot, or a Meissonic transformer (the Meissonic folder, its transformer/, or "
                                    "one .safetensors)")
     p.add_argument("--vq", help="its tokenizer (.pt/.pth or .safetensors): a LlamaGen VQ, VAR's VQ-VAE or Meissonic's VQ "
                                 "(default for a Meissonic folder given as --gpt: its vqvae/)")
+    p.add_argument("--janus", metavar="PATH",
+                   help="Janus-Pro (text-to-image): the release folder as downloaded from Hugging Face "
+                        "(deepseek-ai/Janus-Pro-1B or -7B: config.json, tokenizer.json and the weights), which holds "
+                        "the model and its VQ (the same as --gpt PATH --vq PATH); prompts need no text encoder")
     p.add_argument("--model", help="an embedded model by name instead of --gpt/--vq (e.g. 'tiny')")
     p.add_argument("--classes", help="class-to-image: class ids, one image each, in order (repeat for more)")
     p.add_argument("--prompt", action="append",
@@ -76,8 +81,8 @@ def register(sub) -> None:
                    help="masked models: how many tokens stay masked after each step")
     p.add_argument("--cfg", type=float, default=None,
                    help="classifier-free guidance scale, any value ≤ 1 is off (default: 4 for classes, 7.5 for "
-                        "prompts, as the LlamaGen demos); next-scale models: VAR's cfg, ramped linearly over the "
-                        "scales (0 = off; 1.5 FID, 4 demo)")
+                        "prompts, as the LlamaGen demos; 5 for Janus-Pro, as its reference); next-scale models: VAR's "
+                        "cfg, ramped linearly over the scales (0 = off; 1.5 FID, 4 demo)")
     p.add_argument("--cfg-interval", type=int, default=-1, help="guided decode steps (-1 = all)")
     p.add_argument("--top-k", type=int, default=0, help="0 = off")
     p.add_argument("--top-p", type=float, default=1.0, help="1.0 = off")
@@ -98,7 +103,8 @@ def register(sub) -> None:
     add_sjd_flags(p)
     p.add_argument("--entropy-temperature", action="store_true",
                    help="with --sampler sjd: sample from the entropy-temperature distribution (lossless with exact)")
-    p.add_argument("--image-size", type=int, help="pixels per side (default: from the checkpoint name/metadata)")
+    p.add_argument("--image-size", type=int, help="pixels per side (default: from the checkpoint name/metadata; "
+                                                  "Janus-Pro: 384, its 24×24 tokens)")
     p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="GPT weight dtype")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.set_defaults(run=run)
@@ -165,10 +171,16 @@ def run(args) -> int:
     out, tokens_path, map_path = args.out, args.save_tokens, args.entropy_map
     if bool(args.classes) == bool(args.prompt):
         raise ARSampleError("Give --classes (class-to-image) or --prompt (text-to-image), one of the two.")
-    if args.prompt and not (args.t5 or args.clip):
+    if args.janus and (args.t5 or args.clip):
+        raise ARSampleError("--janus: Janus-Pro tokenises its prompts itself (the folder's tokenizer.json), it reads "
+                            "no text encoder: drop --t5/--clip.")
+    # a Hugging Face folder (config.json) given as --gpt may be Janus-Pro, which needs no text encoder: the model's
+    # own check says what it needs once it is loaded
+    own_text = bool(args.janus) or bool(args.gpt and not args.vq and (Path(args.gpt) / "config.json").is_file())
+    if args.prompt and not (args.t5 or args.clip or own_text):
         raise ARSampleError("--prompt needs the text encoder: --t5 PATH for LlamaGen (the flan-t5-xl folder from "
                             "Hugging Face, or a single .safetensors of its encoder), --clip PATH for STAR (the Stable "
-                            "Diffusion 2.1 folder).")
+                            "Diffusion 2.1 folder); Janus-Pro needs none: give its folder as --janus PATH.")
     if args.t5 and args.clip:
         raise ARSampleError("Give one text encoder: --t5 (LlamaGen) or --clip (STAR).")
     classes = parse_int_list(args.classes, "--classes") if args.classes else None
@@ -191,6 +203,8 @@ def run(args) -> int:
     check_sampler_flags(args, model.family.order)
     if args.cfg is None and model.family.order == "masked":  # Meissonic's pipeline: 9; the tiny model's default: 2
         base = replace(base, cfg_scale=9.0 if args.prompt else (2.0 if args.model == "tiny-masked" else 4.0))
+    if args.cfg is None and model.family.name == "janus":  # the reference's cfg_weight
+        base = replace(base, cfg_scale=JANUS_CFG)
     cond = _condition(args, model, classes, device)
     sampler = sampler_from_args(args, base, model.info.preset, model.family.order)
     check_order(model.info, sampler.method)
@@ -212,6 +226,11 @@ def run(args) -> int:
 
 def _model_files(args) -> dict[str, str]:
     """The model and tokenizer files by flag: --gpt/--vq, or an embedded model's (--model, via the registry)."""
+    if args.janus:
+        if args.model or args.gpt or args.vq:
+            raise ARSampleError("Give --janus FOLDER alone (it holds the model and its VQ), not with --model or "
+                                "--gpt/--vq.")
+        return {"--janus": args.janus, "--janus (its VQ)": args.janus}
     if args.model:
         if args.gpt or args.vq:
             raise ARSampleError("Give either --model or --gpt/--vq, not both.")
@@ -220,16 +239,22 @@ def _model_files(args) -> dict[str, str]:
     if args.gpt and not args.vq and Path(args.gpt).is_dir():  # a diffusers folder holds its tokenizer too
         return {"--gpt": args.gpt, "--vq (the --gpt folder)": args.gpt}
     if not (args.gpt and args.vq):
-        raise ARSampleError("Give --gpt and --vq checkpoints, or --model tiny for the embedded model.")
+        raise ARSampleError("Give --gpt and --vq checkpoints, --janus FOLDER for Janus-Pro, or --model tiny for the "
+                            "embedded model.")
     return {"--gpt": args.gpt, "--vq": args.vq}
 
 
 def _condition(args, model: Loaded, classes: list[int] | None, device) -> Condition:
-    """The model's condition: class ids, or prompts encoded with the T5 (freed again before sampling)."""
+    """The model's condition: class ids, prompts the model tokenises itself (Janus-Pro), or prompts encoded with the
+    T5 or CLIP (freed again before sampling)."""
     info, entry = model.info, model.family
     require_kind(info, CLASS if classes is not None else PROMPT, "cli")
     if classes is not None:
         return entry.class_condition(info, classes)
+    if info.prompt.encoder_kind == "own":  # Janus-Pro: prompt strings, no text encoder
+        if args.t5 or args.clip:
+            check_text_encoder(info, "t5" if args.t5 else "clip", "cli")  # says: --prompt alone
+        return entry.text_condition(model.module, info, args.prompt, host="cli")
     if args.clip and info.prompt.clip_features == "meissonic":
         check_text_encoder(info, "clip", "cli")
         from ..models.meissonic_text import encode_meissonic_prompts

@@ -11,10 +11,10 @@ from .paths import register_folders
 from .sampler_options import MaskedSampling, NextScaleSampling, NextTokenSampling, SpeculativeJacobiDecoding
 from .sampling import ARSample, EntropySampler, EntropySJDSampler, PlainSampler
 from .temperature import EntropyTemperatureNode
-from .text import ClipTextCondition, T5Loader, TextCondition
+from .text import ClipTextCondition, JanusTextCondition, T5Loader, TextCondition
 
 NODES: list[type[io.ComfyNode]] = [
-    ModelLoader, VQLoader, T5Loader, ClassCondition, TextCondition, ClipTextCondition,
+    ModelLoader, VQLoader, T5Loader, ClassCondition, TextCondition, ClipTextCondition, JanusTextCondition,
     EntropyTemperatureNode, NextTokenSampling, SpeculativeJacobiDecoding, NextScaleSampling, MaskedSampling,
     ARSample,
     PlainSampler, EntropySampler, EntropySJDSampler,

@@ -33,19 +33,22 @@ class ModelLoader(io.ComfyNode):
             description="Loads an autoregressive image model from models/autoregressive/ (LlamaGen GPTs, class- or "
                         "text-to-image, VAR next-scale models var_d16.pth ... var_d36.pth, STAR snapshots: official "
                         "files or .safetensors; Meissonic: the downloaded folder models/autoregressive/Meissonic/, "
-                        "pick its transformer/ file); its family is recognised from the file. 'embedded:tiny' is the "
-                        "small model shipped with the pack.",
+                        "pick its transformer/ file; Janus-Pro: the downloaded folder, listed once as e.g. "
+                        "'Janus-Pro-1B/', also from models/Janus-Pro/); its family is recognised from the file. "
+                        "'embedded:tiny' is the small model shipped with the pack.",
             inputs=[
                 io.Combo.Input("ckpt_name", options=paths.choices(paths.GPT_FOLDER),
                                tooltip="Model checkpoint in models/autoregressive/ (e.g. c2i_L_384.pt; Meissonic: "
-                                       "Meissonic/transformer/diffusion_pytorch_model.safetensors), or an embedded "
-                                       "model."),
+                                       "Meissonic/transformer/diffusion_pytorch_model.safetensors), a Janus-Pro folder "
+                                       "(e.g. 'Janus-Pro-1B/', in models/autoregressive/ or models/Janus-Pro/; prompts "
+                                       "go in 'Text Condition (Janus-Pro)'), or an embedded model."),
                 io.Combo.Input("weight_dtype", options=DTYPES, default="auto",
                                tooltip="auto: bf16/fp16 on GPUs that support it, fp32 on CPU."),
                 io.Combo.Input("image_size", options=SIZES, default="auto",
                                tooltip="auto: the size the checkpoint was trained at (from its name, metadata or "
-                                       "training snapshot). 256/384/512/1024 assume the official tokenizer's scale "
-                                       "(16 pixels per token); 1024 is for STAR-1024 and Meissonic."),
+                                       "training snapshot; Janus-Pro: 384, 24×24 tokens). 256/384/512/1024 assume the "
+                                       "official tokenizer's scale (16 pixels per token); 1024 is for STAR-1024 and "
+                                       "Meissonic."),
             ],
             outputs=[AR_MODEL.Output(display_name="model")],
         )
@@ -69,13 +72,15 @@ class VQLoader(io.ComfyNode):
             category=CATEGORY,
             description="Loads the tokenizer (VQ) that turns sampled tokens into pixels, from models/vq/ (LlamaGen: "
                         "vq_ds16_c2i.pt, vq_ds8_c2i.pt, vq_ds16_t2i.pt; VAR: vae_ch160v4096z32.pth; or .safetensors), "
-                        "or the vqvae/ of a model folder in models/autoregressive/ (Meissonic/vqvae/...). "
+                        "or the vqvae/ of a model folder in models/autoregressive/ (Meissonic/vqvae/...), or a "
+                        "Janus-Pro folder (its VQ is inside: pick the same 'Janus-Pro-1B/' as in 'Load AR Model'). "
                         "Next-scale models (VAR) need it to sample: connect it to 'AR Sample''s 'vq' too.",
             inputs=[
                 io.Combo.Input("vq_name", options=paths.choices(paths.VQ_FOLDER),
-                               tooltip="Tokenizer in models/vq/, or the vqvae/ file of a model folder in "
-                                       "models/autoregressive/ (Meissonic/vqvae/diffusion_pytorch_model.safetensors). "
-                                       "Use the one the model was trained with."),
+                               tooltip="Tokenizer in models/vq/, the vqvae/ file of a model folder in "
+                                       "models/autoregressive/ (Meissonic/vqvae/diffusion_pytorch_model.safetensors), "
+                                       "or a Janus-Pro folder ('Janus-Pro-1B/': the VQ inside it). Use the one the "
+                                       "model was trained with."),
                 io.Combo.Input("weight_dtype", options=DTYPES, default="fp32",
                                tooltip="The official scripts decode in fp32; auto picks bf16/fp16 on capable GPUs."),
             ],

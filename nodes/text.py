@@ -1,4 +1,5 @@
-"""Text-to-image nodes: load FLAN-T5-XL with ComfyUI's own T5, and turn a prompt into an AR condition.
+"""Text-to-image nodes: load FLAN-T5-XL with ComfyUI's own T5, and turn a prompt into an AR condition (T5, CLIP, or
+Janus-Pro, which tokenises its prompts itself).
 
 ComfyUI's CLIP loaders cannot load FLAN-T5-XL as is: a 2048-wide T5 is taken for
 AuraFlow's pile-T5-XL and gets that model's (LLaMA) tokenizer. So the pack has its
@@ -21,7 +22,7 @@ from comfy.text_encoders.t5 import T5
 
 from ..errors import SamplingError
 from ..models.dtypes import parse_dtype
-from ..models.registry import check_prompt_width, check_text_encoder
+from ..models.registry import PROMPT, check_prompt_width, check_text_encoder, require_kind
 from ..models.sources import not_in_folder, require_file_name
 from ..models.t5 import T5PromptTokenizer, left_align, read_t5_checked
 from ..models.t5.text_encoder import tokenize_prompts
@@ -208,4 +209,49 @@ class ClipTextCondition(io.ComfyNode):
         cond = model.family.prompt_condition(
             model.info, text.states.repeat(b, 1, 1), text.mask.repeat(b, 1), [prompt] * b,
             pooled=text.pooled.repeat(b, 1), null=(empty.states, empty.mask, empty.pooled))
+        return io.NodeOutput(cond)
+
+
+# What a prompt model that reads text-encoder features takes instead of 'Text Condition (Janus-Pro)'.
+_ENCODER_NODES = {"t5": "'Load T5 Text Encoder' into 'Text Condition (T5)'",
+                  "clip": "ComfyUI's 'Load CLIP' (type stable_diffusion) into 'Text Condition (CLIP)'"}
+
+
+class JanusTextCondition(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="ARsampleJanusTextCondition",
+            display_name="Text Condition (Janus-Pro)",
+            category=CATEGORY,
+            description="A prompt for Janus-Pro (1B, 7B), which reads it itself: no text encoder to load. The "
+                        "prompt is put in the conversation template of the Janus-Pro reference ('<|User|>: prompt', "
+                        "'<|Assistant|>:' and the image-start tag) and tokenised with the tokenizer.json of the "
+                        "model's folder; guidance's unconditional rows are the same ids padded, as the reference "
+                        "does. No negative prompt (the reference has none). Janus-Pro's reference samples with cfg 5, "
+                        "temperature 1, no top-k.",
+            inputs=[
+                AR_MODEL.Input("model", tooltip="The Janus-Pro model from 'Load AR Model' (its folder, e.g. "
+                                                "'Janus-Pro-1B/'): it tokenises the prompt."),
+                io.String.Input("prompt", multiline=True, default="a photo of a red fox in the snow",
+                                tooltip="What to generate. It must fit the model's context with the image tokens "
+                                        "(thousands of tokens for the released models)."),
+                io.Int.Input("batch_size", default=1, min=1, max=64, tooltip="Images for this prompt."),
+            ],
+            outputs=[AR_COND.Output(display_name="conditioning")],
+        )
+
+    @classmethod
+    def execute(cls, model: ARModelHandle, prompt: str, batch_size: int) -> io.NodeOutput:
+        info = model.info
+        require_kind(info, PROMPT, "node")  # a class model: 'Class Condition'
+        if info.prompt.encoder_kind != "own":
+            hint = _ENCODER_NODES.get(info.prompt.encoder_kind, "its text encoder")
+            raise SamplingError(f"{info.name} reads {info.prompt.encoder} features, not prompt text: use {hint} "
+                                f"instead of 'Text Condition (Janus-Pro)'.")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise SamplingError("The prompt is empty: type what to generate.")
+        # only the model's tokenizer and sizes are read: nothing is loaded onto the GPU
+        module = model.patcher.model.inner
+        cond = model.family.text_condition(module, info, [prompt] * batch_size, host="node")
         return io.NodeOutput(cond)

@@ -100,6 +100,22 @@ negative prompt of Meissonic's README. Rows: plain (MaskGIT / Meissonic's schedu
 temperature on the token logits, the paper's Meissonic preset), '+Masking' (on the re-masking) and both.
 """
 
+JANUS = "Janus-Pro-1B/"  # the folder as downloaded, in models/autoregressive/ (or models/Janus-Pro/): model and VQ
+JANUS_NOTE = """## Text-to-image with Janus-Pro-1B (next-token, 384 px)
+
+Model: the [deepseek-ai/Janus-Pro-1B](https://huggingface.co/deepseek-ai/Janus-Pro-1B) folder as downloaded
+(`config.json`, `tokenizer.json`, `pytorch_model.bin`), e.g.
+`huggingface-cli download deepseek-ai/Janus-Pro-1B --local-dir ComfyUI/models/autoregressive/Janus-Pro-1B`.
+Both loaders list it once as `Janus-Pro-1B/` (its VQ is inside: nothing goes in `models/vq/`); a folder already in
+`models/Janus-Pro/` (the ComfyUI-Janus-Pro pack's) is listed too. No text encoder: 'Text Condition (Janus-Pro)'
+tokenises the prompt with the folder's tokenizer. For
+[Janus-Pro-7B](https://huggingface.co/deepseek-ai/Janus-Pro-7B) download that folder and pick it in both loaders.
+
+Every sampler row uses the same seed and the reference's settings: cfg 5, temperature 1, no top-k, 384 px
+(image size 'auto': 24×24 = 576 tokens). The entropy rows use the LlamaGen preset (Janus-Pro samples the same
+VQ-16 tokens; the paper gives no Janus-Pro values).
+"""
+
 # Per sampler row: title, the decoding-method node it takes (the shared method node of the order, or its
 # own node of the order's row type with these widgets), whether it takes the shared 'Entropy Temperature'.
 ROWS = {
@@ -138,8 +154,9 @@ COLOURS = ["#3f789e", "#a1309b", "#8a8a2a", "#b06634", "#2a8a5a"]
 
 def inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, entropy_preset,
                   order: str = "next-token", clip: str | None = None, model_widgets: dict | None = None,
-                  negative_prompt: str | None = None) -> list[Node]:
-    """Loaders, the condition (class or text), the note, and the shared option nodes."""
+                  negative_prompt: str | None = None, own_text: bool = False) -> list[Node]:
+    """Loaders, the condition (class or text: T5, CLIP, or the model's own tokenizer), the note, and the shared
+    option nodes."""
     shared = METHOD_NODES[order][0]
     # with no shared method node the rows' own ones fill that column: the temperature goes under the condition
     # (under a text condition's taller column when there is one), the note under it
@@ -158,6 +175,9 @@ def inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, e
     if prompt is None:
         nodes.append(Node(3, "ARsampleClassCondition", (0, 300), {"classes": classes, "batch_size": 1},
                           {"model": (1, 0)}, size=(320, 110)))
+    elif own_text:  # Janus-Pro: the model tokenises the prompt itself, no text encoder
+        nodes.append(Node(3, "ARsampleJanusTextCondition", (0, 300), {"prompt": prompt, "batch_size": 1},
+                          {"model": (1, 0)}, size=(320, 220)))
     elif clip is not None:  # STAR, Meissonic: ComfyUI's own CLIP loader on the model's CLIP ViT-H/14 text encoder
         widgets = {"prompt": prompt, "batch_size": 1}
         if negative_prompt is not None:
@@ -235,13 +255,13 @@ def comparison(model: str, vq: str, cfg: float, top_k: int, prefix: str, classes
                note: str | None = None, entropy_preset: str = "llamagen",
                upscale: int | None = None, order: str = "next-token",
                top_p: float = 1.0, clip: str | None = None, model_widgets: dict | None = None,
-               negative_prompt: str | None = None, method_widgets: dict | None = None
+               negative_prompt: str | None = None, method_widgets: dict | None = None, own_text: bool = False
                ) -> tuple[list[Node], list[dict]]:
     """Loaders → condition; option nodes (methods, entropy temperature) → one 'AR Sample' per row (same seed)
     → decode, entropy map, save, stats."""
     common = {"seed": 0, "cfg": cfg, "top_k": top_k, "top_p": top_p, "temperature": 1.0, "cfg_interval": -1}
     nodes = inputs_column(model, vq, classes, prompt, t5, model_props, vq_props, note, entropy_preset, order, clip,
-                          model_widgets, negative_prompt)
+                          model_widgets, negative_prompt, own_text)
     groups = []
     for r in range(len(ROWS[order])):
         row, group = sampler_row(r, common, prefix, upscale, order, method_widgets)
@@ -282,6 +302,9 @@ WORKFLOW_SPECS = {
         clip=MEISSONIC + "text_encoder/model.safetensors", negative_prompt=MEISSONIC_NEGATIVE_PROMPT,
         model_widgets={"image_size": "1024"}, method_widgets={"steps": 48}, cfg=9.0, top_k=0,
         prefix="ARsample/meissonic_t2i", note=MEISSONIC_NOTE, entropy_preset="meissonic", order="masked"),
+    "ARsample_janus_pro_t2i_compare_samplers": dict(
+        model=JANUS, vq=JANUS, prompt=T2I_PROMPT, own_text=True, model_widgets={"image_size": "auto"}, cfg=5.0,
+        top_k=0, prefix="ARsample/janus_pro_t2i", note=JANUS_NOTE, entropy_preset="llamagen"),
 }
 
 
@@ -356,6 +379,7 @@ def write_thumbnails(out_dir: Path = WORKFLOWS) -> None:
     card.save(out_dir / "ARsample_star_t2i_compare_samplers.jpg", quality=90)
 
     write_meissonic_thumbnail(out_dir)
+    write_janus_thumbnail(out_dir)
 
     card = Image.new("RGB", (640, 360), (24, 26, 32))
     draw = ImageDraw.Draw(card)
@@ -392,8 +416,24 @@ def write_meissonic_thumbnail(out_dir: Path = WORKFLOWS) -> None:
     card.save(out_dir / "ARsample_meissonic_t2i_compare_samplers.jpg", quality=90)
 
 
+def write_janus_thumbnail(out_dir: Path = WORKFLOWS) -> None:
+    """A card, as STAR's: the Janus-Pro workflow needs the released model."""
+    from PIL import Image, ImageDraw
+
+    card = Image.new("RGB", (640, 360), (24, 26, 32))
+    draw = ImageDraw.Draw(card)
+    lines = ["Janus-Pro t2i, next-token (the Janus-Pro-1B/ folder; no text encoder)", "",
+             "one prompt, 384 px, cfg 5: plain  vs  entropy temperature",
+             "vs  SJD exact  vs  SJD entropy  vs  coupled SJD", "", "same seed, side by side, with entropy maps", "",
+             "models: huggingface.co/deepseek-ai/Janus-Pro-1B (or -7B)"]
+    for i, line in enumerate(lines):
+        draw.text((32, 40 + 32 * i), line, fill=(235, 235, 235))
+    card.save(out_dir / "ARsample_janus_pro_t2i_compare_samplers.jpg", quality=90)
+
+
 # workflows whose thumbnail has its own function (``python tests/make_workflows.py NAME`` writes only those)
-THUMBNAILS = {"ARsample_meissonic_t2i_compare_samplers": write_meissonic_thumbnail}
+THUMBNAILS = {"ARsample_meissonic_t2i_compare_samplers": write_meissonic_thumbnail,
+              "ARsample_janus_pro_t2i_compare_samplers": write_janus_thumbnail}
 
 
 def write_masked_thumbnail(out_dir: Path = WORKFLOWS) -> None:

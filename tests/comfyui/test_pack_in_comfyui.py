@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "fixtures" / "golden"
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
 NODE_IDS = ["ARsampleModelLoader", "ARsampleVQLoader", "ARsampleT5Loader", "ARsampleClassCondition",
-            "ARsampleTextCondition", "ARsampleEntropyTemperature", "ARsampleNextTokenSampling",
+            "ARsampleTextCondition", "ARsampleJanusTextCondition", "ARsampleEntropyTemperature", "ARsampleNextTokenSampling",
             "ARsampleSpeculativeJacobi", "ARsampleNextScaleSampling", "ARsampleSample", "ARsampleSampler",
             "ARsampleEntropySampler",
             "ARsampleEntropySJDSampler", "ARsampleVQDecode", "ARsampleEntropyMap"]
@@ -69,7 +69,10 @@ def test_nodes_are_registered_with_descriptions_and_tooltips(object_info):
 # instead of run; their nodes run in test_star_in_comfyui.py and test_meissonic_in_comfyui.py (which also runs the
 # Meissonic workflow on a tiny Meissonic folder).
 NEEDS_CLIP_H = ("star", "meissonic")
-RUNNABLE = [w for w in WORKFLOWS if not any(k in w.stem for k in NEEDS_CLIP_H)]
+# Janus-Pro's workflow needs a Janus folder (Janus-Pro-1B/): checked here, run on a tiny folder in
+# test_janus_in_comfyui.py.
+NEEDS_FOLDER = ("janus",)
+RUNNABLE = [w for w in WORKFLOWS if not any(k in w.stem for k in NEEDS_CLIP_H + NEEDS_FOLDER)]
 
 
 @pytest.mark.parametrize("workflow", [w for w in WORKFLOWS if "star" in w.stem], ids=lambda w: w.stem)
@@ -120,6 +123,42 @@ def test_meissonic_workflow_matches_the_live_nodes(object_info, workflow):
         rows.append((method["prob"], method["masking"], "entropy_temperature" in inputs))
     assert sorted(rows) == sorted([(False, False, False), (True, False, True), (False, True, True),
                                    (True, True, True)])
+
+
+@pytest.mark.parametrize("workflow", [w for w in WORKFLOWS if "janus" in w.stem], ids=lambda w: w.stem)
+def test_janus_workflow_matches_the_live_nodes(object_info, workflow):
+    """Five rows (plain, entropy, SJD exact, SJD entropy, coupled) on one seed with the reference's cfg 5, no top-k;
+    both loaders on the downloaded folder 'Janus-Pro-1B/' at auto size (384 px); 'Text Condition (Janus-Pro)' with no
+    text encoder; the download command in the note."""
+    raw = json.loads(workflow.read_text())
+    loaders = {n["type"]: n["widgets_values"] for n in raw["nodes"]}
+    # the folder (not offered by this server, so the converter would put its defaults in its place)
+    assert loaders["ARsampleModelLoader"][0] == "Janus-Pro-1B/" and loaders["ARsampleVQLoader"][0] == "Janus-Pro-1B/"
+    assert loaders["ARsampleModelLoader"][2] == "auto"
+    note = next(n["widgets_values"][0] for n in raw["nodes"] if n["type"] == "MarkdownNote")
+    assert "huggingface-cli download deepseek-ai/Janus-Pro-1B --local-dir ComfyUI/models/autoregressive/Janus-Pro-1B" \
+        in note and "models/Janus-Pro/" in note
+    prompt = ui_to_api(raw, object_info)  # fails on unknown nodes or inputs
+    types = [p["class_type"] for p in prompt.values()]
+    assert types.count("ARsampleSample") == 5 and types.count("ARsampleSpeculativeJacobi") == 3
+    assert {"ARsampleJanusTextCondition", "ARsampleNextTokenSampling", "ARsampleEntropyTemperature"} <= set(types)
+    assert not {"ARsampleT5Loader", "CLIPLoader", "ARsampleTextCondition", "ARsampleClassCondition"} & set(types)
+    condition = next(p["inputs"] for p in prompt.values() if p["class_type"] == "ARsampleJanusTextCondition")
+    assert prompt[str(condition["model"][0])]["class_type"] == "ARsampleModelLoader"
+    rows = []
+    for node in (p for p in prompt.values() if p["class_type"] == "ARsampleSample"):
+        inputs = node["inputs"]
+        assert (inputs["cfg"], inputs["top_k"], inputs["top_p"], inputs["temperature"], inputs["seed"]) == \
+            (5.0, 0, 1.0, 1.0, 0)
+        method = prompt[str(inputs["sampler"][0])]
+        options = method["inputs"]
+        rows.append((method["class_type"], options.get("acceptance"), options.get("coupled"),
+                     "entropy_temperature" in inputs))
+    assert sorted(rows, key=str) == sorted([
+        ("ARsampleNextTokenSampling", None, None, False), ("ARsampleNextTokenSampling", None, None, True),
+        ("ARsampleSpeculativeJacobi", "exact (lossless)", False, False),
+        ("ARsampleSpeculativeJacobi", "entropy (lossy, paper rule)", False, False),
+        ("ARsampleSpeculativeJacobi", "exact (lossless)", True, False)], key=str)
 
 
 @pytest.mark.parametrize("workflow", RUNNABLE, ids=[w.stem for w in RUNNABLE])
