@@ -44,7 +44,7 @@ _FAMILIES = ("llamagen", "var", "star", "janus", "meissonic")
 _KIND_WORDS = {CLASS: ("class-to-image", "classes"), PROMPT: ("text-to-image", "a text prompt")}
 _HOST_HINTS = {
     "node": {CLASS: "'Class Condition'", "t5": "'Text Condition (T5)'", "clip": "'Text Condition (CLIP)'",
-             "own": "a text prompt (the model reads it itself, no text encoder)"},
+             "own": "'Text Condition (Janus-Pro)' (the model reads the prompt itself, no text encoder)"},
     "cli": {CLASS: "--classes", "t5": "--prompt with --t5", "clip": "--prompt with --clip",
             "own": "--prompt (no text encoder)"},
 }

@@ -23,8 +23,8 @@ def common_inputs(sampler_socket: bool = False) -> list:
     """Required inputs every sampler node has, in this order (the runner adds its 'sampler' socket)."""
     return [
         AR_MODEL.Input("model", tooltip="The model from 'Load AR Model'."),
-        AR_COND.Input("conditioning", tooltip="What to generate: from 'Class Condition', 'Text Condition (T5)' or "
-                                                       "'Text Condition (CLIP)'."),
+        AR_COND.Input("conditioning", tooltip="What to generate: from 'Class Condition', 'Text Condition (T5)', "
+                                                       "'Text Condition (CLIP)' or 'Text Condition (Janus-Pro)'."),
         *([AR_SAMPLER.Input("sampler", tooltip="The decoding method: 'Next-Token Sampling' or 'Speculative Jacobi "
                                                "Decoding' (next-token models), 'Next-Scale Sampling' (VAR, STAR), "
                                                "'Masked Sampling' (Meissonic); it must suit the model's decoding "

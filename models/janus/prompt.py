@@ -138,6 +138,9 @@ class JanusPromptTokenizer:
             if not isinstance(prompt, str):
                 raise SamplingError(f"Janus-Pro prompts are text; got {type(prompt).__name__}.")
             ids = self.prompt_ids(prompt, roles)
+            if max_tokens is not None and max_tokens < 1:
+                raise SamplingError(f"The image alone needs more positions than the model's context has "
+                                    f"({-max_tokens} too many): lower the image size.")
             if max_tokens is not None and len(ids) > max_tokens:
                 raise SamplingError(f"The prompt is {len(ids)} tokens long but the model's context leaves room for "
                                     f"{max_tokens} before the image tokens: shorten the prompt or lower the image "
