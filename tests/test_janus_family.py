@@ -161,7 +161,7 @@ def test_class_conditions_are_refused(loaded):
     assert "text prompt" in _one_line(error)
     with pytest.raises(SamplingError) as error:
         registry.require_kind(info, CLASS, "node")
-    assert "text-to-image model; use a text prompt" in _one_line(error)
+    assert "text-to-image model; use 'Text Condition (Janus-Pro)'" in _one_line(error)
     labels = Condition("janus", CLASS, LlamaGenCondition(labels=torch.tensor([1])), ("1",))
     with pytest.raises(SamplingError, match="use --prompt"):
         family.check_condition(info, labels, "cli")
