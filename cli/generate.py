@@ -22,9 +22,15 @@ from ..samplers import (PRESETS, NamedSampler, NextScaleOptions, NextToken, Samp
 from ..samplers.masked import MASK_SCHEDULES, Masked, MaskedOptions
 from ..samplers.next_scale import SCALE_TEMPERATURE_FORMS
 from .common import entropy_heatmaps, parse_int_list, pick_device
-from .embedded_args import add_sjd_flags, sjd_method
+from .embedded_args import EMBEDDED_DEFAULTS, add_sjd_flags, sjd_method
 
 SAMPLERS = ("plain", "entropy", "sjd")
+MEISSONIC_STEPS, MEISSONIC_CFG = 48, 9.0  # the Meissonic pipeline's defaults
+
+
+def _embedded_default(args, key: str, otherwise):
+    """An embedded model's own default (``--model``; cli.embedded_args), else ``otherwise``."""
+    return EMBEDDED_DEFAULTS[args.model][key] if args.model in EMBEDDED_DEFAULTS else otherwise
 JANUS_CFG = 5.0  # Janus-Pro's reference guidance (generation_inference.py, the Janus-Pro demo)
 
 
@@ -158,7 +164,7 @@ def sampler_from_args(args, base: SamplerSettings, model_preset: str, order: str
         return named_sampler(name, replace(base, entropy=entropy), model_preset,
                              next_scale=NextScaleOptions(scale_temperature=form))
     if order == "masked":
-        steps = args.steps if args.steps is not None else (16 if args.model == "tiny-masked" else 48)
+        steps = args.steps if args.steps is not None else _embedded_default(args, "steps", MEISSONIC_STEPS)
         which = args.masked_entropy
         method = Masked(MaskedOptions(steps=steps, schedule=args.schedule, prob=which in ("both", "prob"),
                                       masking=which in ("both", "masking")))
@@ -202,7 +208,7 @@ def run(args) -> int:
         model.module.with_cross_attn_mode(args.cross_attn_mode)
     check_sampler_flags(args, model.family.order)
     if args.cfg is None and model.family.order == "masked":  # Meissonic's pipeline: 9; the tiny model's default: 2
-        base = replace(base, cfg_scale=9.0 if args.prompt else (2.0 if args.model == "tiny-masked" else 4.0))
+        base = replace(base, cfg_scale=MEISSONIC_CFG if args.prompt else _embedded_default(args, "cfg", 4.0))
     if args.cfg is None and model.family.name == "janus":  # the reference's cfg_weight
         base = replace(base, cfg_scale=JANUS_CFG)
     cond = _condition(args, model, classes, device)

@@ -104,6 +104,20 @@ def resume(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, what:
     return start, state
 
 
+def load_token_set(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens, labels) int64 of an encoded training set (the ``tokens`` stage's .npz)."""
+    data = np.load(path)
+    return torch.from_numpy(data["tokens"].astype(np.int64)), torch.from_numpy(data["labels"].astype(np.int64))
+
+
+def adamw(model: torch.nn.Module, lr: float) -> torch.optim.AdamW:
+    """AdamW as every trainer here uses it: weight decay 0.05 on matrices and tables, none on vectors."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
+                             lr=lr, betas=(0.9, 0.95))
+
+
 # -- VQ ---------------------------------------------------------------------------------------------
 
 
@@ -180,8 +194,9 @@ def vq_quality(vq: LlamaGenVQ, count: int = 512) -> dict:
 # -- tokens ------------------------------------------------------------------------------------------
 
 
-def encode_training_set(work: Path, vq_path: Path, s: TrainSettings) -> Path:
-    """Encode ``token_images`` training images once; saved as int16 tokens + labels."""
+def encode_training_set(work: Path, vq_path: Path, s) -> Path:
+    """Encode ``s.token_images`` training images once with the LlamaGen VQ at ``vq_path``; saved as int16 tokens +
+    labels (also the tiny masked model's training set, on the shipped VQ)."""
     out = work / "train_tokens.npz"
     if out.exists():
         return out
@@ -209,16 +224,11 @@ def train_gpt(work: Path, tokens_path: Path, s: TrainSettings, log: _Log) -> Pat
     final = work / "gpt_final.safetensors"
     if final.exists():
         return final
-    data = np.load(tokens_path)
-    tokens = torch.from_numpy(data["tokens"].astype(np.int64))
-    labels = torch.from_numpy(data["labels"].astype(np.int64))
+    tokens, labels = load_token_set(tokens_path)
     torch.manual_seed(s.seed + 1)
     gpt = LlamaGenGPT(TINY_GPT)
     _init_gpt(gpt)
-    decay = [p for n, p in gpt.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in gpt.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=s.gpt_lr, betas=(0.9, 0.95))
+    opt = adamw(gpt, s.gpt_lr)
     start, _ = resume(work / "gpt_state.pt", gpt, opt, "GPT")
     gpt.train()
     for step in range(start, s.gpt_steps):

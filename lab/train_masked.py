@@ -25,20 +25,18 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..models.checkpoint import read_checkpoint, save_safetensors_atomic
 from ..models.embedded import WEIGHTS
-from ..models.llamagen import load_vq
 from ..models.meissonic import DEFAULT_MICRO_CONDS, MeissonicConfig, MeissonicTransformer
 from ..models.meissonic.class_table import PREFIX, ClassEmbedding
 from ..models.meissonic.generator import GRID_KEY
-from ..outputs import batch, write_file, write_text
-from .dataset import IMAGE_SIZE, NUM_CLASSES, make_batch, to_model_range
-from .train import TRAIN_SEED, _Log, _save_state, cosine_lr, resume
+from ..outputs import batch, write_text
+from .dataset import IMAGE_SIZE, NUM_CLASSES
+from .train import _Log, _save_state, adamw, cosine_lr, encode_training_set, load_token_set, resume
 
 SHIPPED_VQ = WEIGHTS / "tiny_shapes_vq.safetensors"
 GRID = 16  # the tiny VQ's 16×16 token grid (32 px, 2× downsampling)
@@ -120,30 +118,6 @@ def masking_for_training(batch_size: int, num_tokens: int, generator: torch.Gene
     return ranks < masked[:, None], (counts - 1 - step).float()
 
 
-# -- tokens ------------------------------------------------------------------------------------------
-
-
-def encode_training_set(work: Path, vq_path: Path, s: MaskedTrainSettings) -> Path:
-    """Encode ``token_images`` training images once with the shipped VQ; int16 tokens + labels."""
-    out = work / "train_tokens.npz"
-    if out.exists():
-        return out
-    vq = load_vq(vq_path)
-    tokens, labels = [], []
-    for start in range(0, s.token_images, 256):
-        images, lab = make_batch(range(start, min(start + 256, s.token_images)), seed=TRAIN_SEED)
-        tokens.append(vq.encode(to_model_range(images)).numpy().astype(np.int16))
-        labels.append(lab)
-    arrays = {"tokens": np.concatenate(tokens), "labels": np.concatenate(labels)}
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:  # a file object: np.savez would add '.npz' to a bare name
-            np.savez(f, **arrays)
-
-    write_file(out, write)
-    return out
-
-
 # -- the masked transformer --------------------------------------------------------------------------
 
 
@@ -160,16 +134,11 @@ def train_masked(work: Path, tokens_path: Path, s: MaskedTrainSettings, log: _Lo
     final = work / "masked_final.safetensors"
     if final.exists():
         return final
-    data = np.load(tokens_path)
-    tokens = torch.from_numpy(data["tokens"].astype(np.int64))
-    labels = torch.from_numpy(data["labels"].astype(np.int64))
+    tokens, labels = load_token_set(tokens_path)
     torch.manual_seed(s.seed + 2)
     model = TinyMaskedModel()
     _init(model)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=s.masked_lr, betas=(0.9, 0.95))
+    opt = adamw(model, s.masked_lr)
     start, _ = resume(work / "masked_state.pt", model, opt, "masked transformer")
     model.train()
     for step in range(start, s.masked_steps):

@@ -30,7 +30,7 @@ from ..models.checkpoint import read_checkpoint, save_safetensors_atomic
 from ..models.var import KNOWN_PYRAMIDS, VARConfig, VARTransformer, VARVQVAE, VQVAEConfig, load_vqvae
 from ..outputs import batch, write_file, write_text
 from .dataset import IMAGE_SIZE, NUM_CLASSES, make_batch, to_model_range
-from .train import HELDOUT_SEED, TRAIN_SEED, _Log, _save_state, cosine_lr, resume
+from .train import HELDOUT_SEED, TRAIN_SEED, _Log, _save_state, adamw, cosine_lr, load_token_set, resume
 
 # 32 px images → a 16x16 latent (2x VQ-VAE), seven scales from 1x1 to 16x16 (386 tokens).
 TINY_PATCH_NUMS = KNOWN_PYRAMIDS["the embedded tiny-var, 32 px"]
@@ -210,17 +210,12 @@ def train_var(work: Path, tokens_path: Path, vqvae_path: Path, s: VARTrainSettin
     final = work / "var_final.safetensors"
     if final.exists():
         return final
-    data = np.load(tokens_path)
-    tokens = torch.from_numpy(data["tokens"].astype(np.int64))
-    labels = torch.from_numpy(data["labels"].astype(np.int64))
+    tokens, labels = load_token_set(tokens_path)
     quantizer = load_vqvae(vqvae_path).quantize
     torch.manual_seed(s.seed + 1)
     var = VARTransformer(TINY_VAR)
     _init_var(var)
-    decay = [p for p in var.parameters() if p.dim() >= 2]
-    no_decay = [p for p in var.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=s.var_lr, betas=(0.9, 0.95))
+    opt = adamw(var, s.var_lr)
     start, _ = resume(work / "var_state.pt", var, opt, "VAR")
     var.train()
     for step in range(start, s.var_steps):

@@ -17,11 +17,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ... import imaging
 from ...errors import ConfigError, SamplingError
-from .. import raster
-from ..llamagen.config import grid_from_tokens
-from ..registry import MODEL, PROMPT, TOKENIZER, Condition, Family, ModelInfo, PromptSpec, TokenizerInfo
+from ..registry import MODEL, PROMPT, TOKENIZER, Condition, Family, ModelInfo, PromptSpec, TokenizerInfo, family
 from .keys import looks_like_janus, looks_like_janus_vq
 from .loader import (RELEASE_KEY, complete_metadata, is_release_folder, janus_from_state_dict, read_release,
                      vq_from_state_dict)
@@ -107,24 +104,16 @@ class JanusFamily(Family):
             raise ConfigError(f"The Janus-Pro model predicts {vocab_size} token ids but {tokenizer.name} has "
                               f"{tokenizer.codebook_size} codes: use the VQ of the same Janus-Pro release.")
 
+    # Janus-Pro's tokens are LlamaGen's (one raster grid of VQ-16 codes; JanusVQ is a LlamaGenVQ): its decoding,
+    # layouts and previews are LlamaGen's.
     def decode(self, tokenizer: JanusVQ, tokens: torch.Tensor, layout) -> torch.Tensor:
-        if len(layout.scales) != 1 or tokens.shape[-1] != layout.num_tokens:
-            raise SamplingError(f"Janus-Pro decodes one token grid; got {tokens.shape[-1]} tokens in the layout "
-                                f"{layout.scales}.")
-        return tokenizer.decode_codes(tokens.to(tokenizer.device), grid=layout.final)
+        return family("llamagen").decode(tokenizer, tokens, layout)
 
     def layout_for(self, num_tokens: int) -> tuple[tuple[int, int], ...]:
-        side = grid_from_tokens(num_tokens)
-        return ((side, side),)
+        return family("llamagen").layout_for(num_tokens)
 
-    @torch.no_grad()
     def preview(self, tokenizer: JanusVQ, state, layout) -> np.ndarray | None:
-        known = state.known[0]
-        if not bool(known.any()):
-            return None
-        filled = raster.fill_unknown(state.tokens[0], known)
-        image = imaging.to_uint8(self.decode(tokenizer, filled[None], layout))[0]
-        return raster.fade_unknown(image, layout.final_map(known[None])[0])
+        return family("llamagen").preview(tokenizer, state, layout)
 
 
 FAMILY = JanusFamily()
